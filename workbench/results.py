@@ -43,6 +43,8 @@ __all__ = [
 ]
 
 RECORD_NAME = "record.json"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 _LIBRARIES = ("workbench", "torch", "opacus", "numpy", "pandas", "scikit-learn", "transformers", "papermill", "plotly")
 
 
@@ -52,6 +54,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()

@@ -1,0 +1,140 @@
+"""The papermill batch runner end to end, with a real kernel, on a small fixture notebook and on a real one."""
+import json
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+from workbench import batch
+from workbench.results import collect, load_record
+
+FIXTURES = Path(__file__).parent / "fixtures" / "notebooks"
+ARITH = FIXTURES / "arith.ipynb"
+
+
+def test_expand_grid_is_the_cartesian_product():
+    runs = batch.expand_grid({"A": [1, 2, 3], "B": ["x", "y"], "C": 0})
+    assert len(runs) == 6 and all(r["C"] == 0 for r in runs)
+    assert {(r["A"], r["B"]) for r in runs} == {(a, b) for a in (1, 2, 3) for b in "xy"}
+    assert batch.expand_grid({}) == [{}]
+    with pytest.raises(batch.BatchError, match="empty list"):
+        batch.expand_grid({"A": []})
+
+
+def test_grid_file_parsing_and_errors(tmp_path):
+    good = tmp_path / "g.yaml"
+    good.write_text("A: [1, 2]\nB: 3\n")
+    assert batch.load_grid(good) == [{"A": 1, "B": 3}, {"A": 2, "B": 3}]
+    listed = tmp_path / "l.yaml"
+    listed.write_text("- {A: 1}\n- {A: [5, 6], B: 0}\n")
+    assert batch.load_grid(listed) == [{"A": 1}, {"A": 5, "B": 0}, {"A": 6, "B": 0}]
+    for text, message in (("A: [1,\n", "not valid YAML"), ("", "is empty"), ("- 1\n", "must hold a mapping")):
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(text)
+        with pytest.raises(batch.BatchError, match=message):
+            batch.load_grid(bad)
+    with pytest.raises(batch.BatchError, match="does not exist"):
+        batch.load_grid(tmp_path / "missing.yaml")
+
+
+def test_run_ids_are_deterministic_and_safe():
+    assert batch.run_id({"B": 2, "A": 1}) == batch.run_id({"A": 1, "B": 2}) == "A=1,B=2"
+    long_id = batch.run_id({"TEXT": "a/b c" * 30})
+    assert "/" not in long_id and " " not in long_id and len(long_id) < 60
+    assert batch.run_id({"TEXT": "a/b c" * 30}) != batch.run_id({"TEXT": "a/b d" * 30})
+
+
+def test_unknown_parameters_are_rejected_before_anything_runs(tmp_path):
+    with pytest.raises(batch.BatchError, match=r"Unknown parameter\(s\) \['EPOCHS'\].*accepts \['A', 'B', 'FAIL'\]"):
+        batch.run_notebooks([ARITH], parameters={"EPOCHS": 1}, output=tmp_path)
+    with pytest.raises(batch.BatchError, match="set by the runner"):
+        batch.run_notebooks([ARITH], parameters={"OUTPUT_DIR": "x"}, output=tmp_path)
+    with pytest.raises(batch.BatchError, match="does not exist"):
+        batch.run_notebooks([tmp_path / "nope.ipynb"], output=tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_notebook_without_parameters_cell_is_rejected(tmp_path):
+    nb = json.loads(ARITH.read_text())
+    for cell in nb["cells"]:
+        cell.get("metadata", {}).pop("tags", None)
+    path = tmp_path / "untagged.ipynb"
+    path.write_text(json.dumps(nb))
+    with pytest.raises(batch.BatchError, match="no cell tagged 'parameters'"):
+        batch.run_notebooks([path], output=tmp_path / "runs")
+
+
+def test_unwritable_output_is_reported(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(batch.BatchError, match="not writable"):
+        batch.run_notebooks([ARITH], output=blocker / "runs")
+
+
+def test_grid_with_one_failing_run_then_resume(tmp_path):
+    out = tmp_path / "runs"
+    grid = batch.expand_grid({"A": [1, 2], "FAIL": [False, True]})
+    grid = [g for g in grid if not (g["A"] == 2 and g["FAIL"])]  # three runs, one of them fails
+    seen = []
+    results = batch.run_notebooks([ARITH], grid=grid, parameters={"B": 10}, output=out, jobs=2, on_result=seen.append)
+    by_id = {r.spec.run_id: r for r in results}
+    assert len(results) == len(seen) == 3
+    assert by_id["A=1,B=10,FAIL=False"].status == "completed"
+    assert by_id["A=1,B=10,FAIL=False"].metrics == {"sum": 11}
+    assert by_id["A=2,B=10,FAIL=False"].metrics == {"sum": 12}
+    failed = by_id["A=1,B=10,FAIL=True"]
+    assert failed.status == "failed" and failed.error == "ValueError: asked to fail" and failed.failing_cell == 4
+    rec = load_record(out / "arith" / "A=1,B=10,FAIL=True")
+    assert rec["status"] == "failed" and rec["extra"]["runner"]["error"] == "ValueError: asked to fail"
+    assert (out / "arith" / "A=2,B=10,FAIL=False" / "notebook.ipynb").exists()
+    assert (out / "arith" / "A=2,B=10,FAIL=False" / "figures" / "inputs.json").exists()
+
+    # resume: the completed runs are skipped (their outputs untouched), the failed one is tried again
+    done = out / "arith" / "A=1,B=10,FAIL=False" / "notebook.ipynb"
+    stamp = done.stat().st_mtime_ns
+    again = batch.run_notebooks([ARITH], grid=grid, parameters={"B": 10}, output=out, jobs=2)
+    assert sorted(r.status for r in again) == ["failed", "skipped", "skipped"]
+    assert done.stat().st_mtime_ns == stamp
+    table = collect(out)
+    assert sorted(table.status) == ["completed", "completed", "failed"]
+    text = batch.summary_table(again)
+    assert "2 skipped" in text and "1 failed" in text and "cell 4: ValueError: asked to fail" in text
+
+
+def test_interrupted_run_is_redone(tmp_path):
+    """A run whose record was never finished by the runner (a crash mid-run) is executed again."""
+    out = tmp_path / "runs"
+    spec = batch.plan_runs([ARITH], parameters={"A": 5}, output=out)[0]
+    spec.output_dir.mkdir(parents=True)
+    (spec.output_dir / "record.json").write_text(json.dumps({"status": "running"}))
+    (result,) = batch.run_notebooks([ARITH], parameters={"A": 5}, output=out)
+    assert result.status == "completed" and result.metrics == {"sum": 7}
+
+
+def test_smoke_parameters_come_from_notebook_metadata(tmp_path):
+    assert batch.smoke_parameters(ARITH) == {"B": 5}
+    (result,) = batch.run_notebooks([ARITH], smoke=True, parameters={"A": 1}, output=tmp_path)
+    assert result.spec.run_id == "A=1,B=5" and result.metrics == {"sum": 6}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_dask_executor_on_a_local_cluster(tmp_path):
+    """The distributed path: a real Dask scheduler and worker on 127.0.0.1."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, host="127.0.0.1",
+                      scheduler_port=_free_port(), dashboard_address=None) as cluster:
+        results = batch.run_notebooks([ARITH], grid=[{"A": 1}, {"A": 2}], output=tmp_path, executor="dask",
+                                      address=cluster.scheduler_address)
+    assert [r.status for r in results] == ["completed", "completed"]
+    assert [r.metrics["sum"] for r in results] == [3, 4]
+    with pytest.raises(batch.BatchError, match="scheduler address"):
+        batch.run_notebooks([ARITH], output=tmp_path, executor="dask")
+    with pytest.raises(batch.BatchError, match="'executor' parameter"):
+        batch.run_notebooks([ARITH], output=tmp_path, executor="slurm")

@@ -1,0 +1,140 @@
+"""Command line: ``python -m workbench {run,collect,report,datasets} ...``.
+
+Examples
+--------
+::
+
+    python -m workbench run notebooks/01_dp_vs_non_dp.ipynb -p EPOCHS 3 --grid grids/epsilon.yaml --jobs 2
+    python -m workbench run notebooks/ --smoke                     # every notebook, fast parameters
+    python -m workbench collect runs/ --csv runs/all.csv
+    python -m workbench report runs/                               # writes runs/index.html
+    python -m workbench datasets                                   # which data sources are installed
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+EXIT_RUN_FAILED = 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m workbench",
+        description="Trustworthy ML Workbench: run parameterized study notebooks, collect and report results.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser("run", help="execute notebooks with papermill (grids, parallel, resumable)",
+                         description="Execute notebooks into OUTPUT/<notebook>/<run-id>/. Finished runs are skipped, "
+                                     "so re-running a command resumes an interrupted sweep.")
+    run.add_argument("notebooks", nargs="+", help="notebook files or folders of notebooks")
+    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                     help="fix a parameter (VALUE parsed as YAML: 3, 0.5, true, [1, 2], text); repeatable")
+    run.add_argument("--grid", type=Path, help="YAML file: NAME: value or NAME: [values]; lists expand to all combinations")
+    run.add_argument("--output", "-o", type=Path, default=Path("runs"), help="root folder of run outputs (default: runs)")
+    run.add_argument("--jobs", "-j", type=int, default=1, help="runs at a time with the local executor (default: 1)")
+    run.add_argument("--cluster", metavar="ADDRESS", help="run on a Dask cluster at this scheduler address (tcp://host:port)")
+    run.add_argument("--smoke", action="store_true", help="start from each notebook's smoke parameters (seconds per notebook)")
+    run.add_argument("--kernel", help="Jupyter kernel name (default: the notebook's kernelspec)")
+    run.add_argument("--timeout", type=float, help="seconds allowed per cell")
+    run.add_argument("--force", action="store_true", help="re-execute runs that already completed")
+
+    col = sub.add_parser("collect", help="gather run records into one table")
+    col.add_argument("runs_dir", type=Path)
+    col.add_argument("--csv", type=Path, help="also write the table as CSV")
+
+    rep = sub.add_parser("report", help="write a static HTML index of runs with their metrics and figures")
+    rep.add_argument("runs_dir", type=Path)
+    rep.add_argument("--output", "-o", type=Path, help="index file (default: RUNS_DIR/index.html)")
+
+    sub.add_parser("datasets", help="list every offline data source, whether it is installed, and its size")
+    return parser
+
+
+def _cmd_run(args) -> int:
+    from .batch import BatchError, load_grid, parse_value, run_notebooks, summary_table
+
+    params = {name: parse_value(value) for name, value in args.parameter}
+    try:
+        grid = load_grid(args.grid) if args.grid else None
+        total = {"n": 0}
+
+        def progress(result):
+            total["n"] += 1
+            extra = f" (cell {result.failing_cell}: {result.error.splitlines()[0]})" if result.error else ""
+            print(f"[{total['n']}] {result.status:9s} {result.spec.name}  {result.seconds:.1f}s{extra}", flush=True)
+
+        results = run_notebooks(
+            args.notebooks, parameters=params, grid=grid, output=args.output, jobs=args.jobs,
+            executor="dask" if args.cluster else "local", address=args.cluster, smoke=args.smoke,
+            kernel_name=args.kernel, timeout=args.timeout, force=args.force, on_result=progress,
+        )
+    except BatchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished runs are kept; run the same command again to resume.", file=sys.stderr)
+        return 130
+    print()
+    print(summary_table(results))
+    return EXIT_RUN_FAILED if any(r.status == "failed" for r in results) else 0
+
+
+def _cmd_collect(args) -> int:
+    from .results import collect
+
+    if not args.runs_dir.is_dir():
+        print(f"error: runs folder {args.runs_dir} does not exist", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    table = collect(args.runs_dir)
+    if table.empty:
+        print(f"No run records under {args.runs_dir}.")
+        return 0
+    import pandas as pd
+
+    with pd.option_context("display.max_columns", 12, "display.width", 160, "display.max_colwidth", 40):
+        shown = [c for c in table.columns if c.split(".")[0] in ("notebook", "status", "parameters", "metrics")]
+        print(table[shown].to_string(index=False))
+    if args.csv:
+        args.csv.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.csv, index=False)
+        print(f"\nwrote {args.csv}")
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from .report import write_report
+
+    try:
+        index = write_report(args.runs_dir, output=args.output)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"wrote {index}")
+    return 0
+
+
+def _cmd_datasets(args) -> int:
+    from .datasets import describe_sources
+
+    table = describe_sources()
+    for row in table.itertuples(index=False):
+        mark = "ok     " if row.present else "MISSING"
+        print(f"{mark} {row.source:16s} {row.size}\n        install: {row.install}")
+    missing = int((~table.present).sum())
+    print(f"\n{len(table) - missing} of {len(table)} sources present.")
+    return 0 if missing == 0 else EXIT_RUN_FAILED
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    args = _parser().parse_args(argv)
+    return {"run": _cmd_run, "collect": _cmd_collect, "report": _cmd_report, "datasets": _cmd_datasets}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,501 @@
+"""Batch runner: execute parameterized notebooks with papermill, in parallel, resumably.
+
+Each run is one notebook with one set of parameters, executed into ``<output>/<notebook>/<run-id>/``
+(the executed ``notebook.ipynb`` plus the ``record.json`` of :mod:`workbench.results`). The run id is
+derived from the parameters, so the same run always lands in the same folder and a folder whose record
+says "completed" is never redone: an interrupted sweep resumes where it stopped.
+
+Parameters come from ``-p NAME VALUE`` pairs (fixed) and from a grid file (YAML mapping; list values
+expand to the Cartesian product). Unknown parameter names are rejected before anything runs, using
+papermill's inspection of the notebook's ``parameters`` cell.
+
+Executors: ``"local"`` (processes on this machine, ``jobs`` at a time) and ``"dask"`` (a Dask
+distributed cluster at ``address``; workers must see the same file system, e.g. a shared disk).
+
+Examples
+--------
+>>> expand_grid({"EPSILON": [1.0, 8.0], "SEED": 0, "MODEL": ["a", "b"]})  # doctest: +NORMALIZE_WHITESPACE
+[{'EPSILON': 1.0, 'SEED': 0, 'MODEL': 'a'}, {'EPSILON': 1.0, 'SEED': 0, 'MODEL': 'b'},
+ {'EPSILON': 8.0, 'SEED': 0, 'MODEL': 'a'}, {'EPSILON': 8.0, 'SEED': 0, 'MODEL': 'b'}]
+>>> run_id({"SEED": 0, "EPSILON": 1.0})
+'EPSILON=1.0,SEED=0'
+>>> run_id({})
+'default'
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import re
+import sys
+import time
+import traceback
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from .results import RECORD_NAME, load_record, save_record, to_jsonable
+
+__all__ = [
+    "RunSpec",
+    "RunResult",
+    "BatchError",
+    "expand_grid",
+    "load_grid",
+    "parse_value",
+    "run_id",
+    "notebook_parameters",
+    "smoke_parameters",
+    "find_notebooks",
+    "plan_runs",
+    "execute_run",
+    "run_notebooks",
+    "summary_table",
+    "EXECUTORS",
+]
+
+#: Names of the executors :func:`run_notebooks` accepts.
+EXECUTORS = ("local", "dask")
+#: Parameters the runner injects itself (a notebook may declare them; users may not set them).
+RESERVED = ("OUTPUT_DIR",)
+_MAX_READABLE_ID = 80
+
+
+class BatchError(ValueError):
+    """Bad input to the batch runner (missing notebook, unknown parameter, malformed grid, ...)."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One planned run: a notebook, its parameters and the folder it writes to."""
+
+    notebook: Path
+    parameters: Mapping[str, Any]
+    run_id: str
+    output_dir: Path
+
+    @property
+    def name(self) -> str:
+        return f"{self.notebook.stem}/{self.run_id}"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What happened to one run: ``status`` is "completed", "failed" or "skipped" (already completed)."""
+
+    spec: RunSpec
+    status: str
+    seconds: float = 0.0
+    error: str | None = None
+    failing_cell: int | None = None
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------- planning
+def expand_grid(grid: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Expand a mapping whose list values are alternatives into the list of all combinations.
+
+    Scalars (and mappings) are held fixed; an empty mapping gives one empty combination.
+    """
+    if not isinstance(grid, Mapping):
+        raise BatchError(f"A parameter grid must be a mapping of NAME: value or NAME: [values]. Got {type(grid).__name__}.")
+    names = list(grid)
+    choices = []
+    for name in names:
+        value = grid[name]
+        if isinstance(value, (list, tuple)):
+            if not value:
+                raise BatchError(f"Grid parameter {name!r} has an empty list of values; give at least one value.")
+            choices.append(list(value))
+        else:
+            choices.append([value])
+    return [dict(zip(names, combo)) for combo in itertools.product(*choices)]
+
+
+def load_grid(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Read a YAML grid file and expand it (see :func:`expand_grid`).
+
+    The file holds a mapping of parameter names to a value or a list of values, for example::
+
+        EPSILON: [0.5, 1, 8]
+        SEED: [0, 1]
+        EPOCHS: 3
+
+    A list of such mappings is also accepted: their expansions are concatenated.
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise BatchError(f"Grid file {path} does not exist.")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise BatchError(f"Grid file {path} is not valid YAML: {exc}") from None
+    if data is None:
+        raise BatchError(f"Grid file {path} is empty; it must map parameter names to values or lists of values.")
+    blocks = data if isinstance(data, list) else [data]
+    runs = []
+    for block in blocks:
+        if not isinstance(block, Mapping) or not all(isinstance(k, str) for k in block):
+            raise BatchError(
+                f"Grid file {path} must hold a mapping of parameter names to values or lists of values "
+                f"(or a list of such mappings). Found {type(block).__name__}: {block!r}."
+            )
+        runs.extend(expand_grid(block))
+    return runs
+
+
+def parse_value(text: str) -> Any:
+    """Parse a ``-p NAME VALUE`` value as YAML (numbers, booleans, null, lists), else keep the string.
+
+    Examples
+    --------
+    >>> parse_value("3"), parse_value("0.5"), parse_value("true"), parse_value("[1, 2]"), parse_value("uniform")
+    (3, 0.5, True, [1, 2], 'uniform')
+    """
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return text if isinstance(value, (dict, type(None))) and text.strip().lower() not in ("null", "none", "~") else value
+
+
+def run_id(parameters: Mapping[str, Any]) -> str:
+    """A readable, deterministic folder name for a set of parameters (sorted ``NAME=value`` pairs).
+
+    Long or unusual values are replaced by a short hash so the name stays a safe folder name.
+    """
+    if not parameters:
+        return "default"
+    items = sorted(parameters.items())
+    readable = ",".join(f"{k}={_short(v)}" for k, v in items)
+    if len(readable) <= _MAX_READABLE_ID and re.fullmatch(r"[\w.=,+\-\[\]]+", readable):
+        return readable
+    digest = hashlib.sha256(json.dumps(to_jsonable(dict(items)), sort_keys=True).encode()).hexdigest()[:10]
+    head = re.sub(r"[^\w.=,+\-]+", "_", readable)[:40].rstrip("_,")
+    return f"{head}-{digest}"
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + "+".join(_short(v) for v in value) + "]"
+    return str(value)
+
+
+def find_notebooks(paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """Notebook files from paths that are notebooks or folders of notebooks (sorted, checkpoints ignored)."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            nbs = sorted(q for q in p.glob("*.ipynb") if not q.name.startswith("."))
+            if not nbs:
+                raise BatchError(f"Folder {p} holds no notebooks (*.ipynb).")
+            found.extend(nbs)
+        elif p.suffix == ".ipynb" and p.is_file():
+            found.append(p)
+        elif p.suffix != ".ipynb" and p.exists():
+            raise BatchError(f"{p} is not a notebook (.ipynb) or a folder of notebooks.")
+        else:
+            raise BatchError(f"Notebook {p} does not exist.")
+    return found
+
+
+def notebook_parameters(notebook: str | os.PathLike) -> dict[str, Any]:
+    """The parameters a notebook declares in its ``parameters``-tagged cell: name -> default (as source text)."""
+    import papermill
+
+    notebook = Path(notebook)
+    info = papermill.inspect_notebook(str(notebook))
+    if not info and not _has_parameters_cell(notebook):
+        raise BatchError(f"Notebook {notebook} has no cell tagged 'parameters'; tag the cell holding its parameters.")
+    return {name: spec.get("default") for name, spec in info.items()}
+
+
+def _has_parameters_cell(notebook: Path) -> bool:
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    return any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.get("cells", []))
+
+
+def smoke_parameters(notebook: str | os.PathLike) -> dict[str, Any]:
+    """Parameters that make a notebook finish in seconds (``metadata.workbench.smoke_parameters``)."""
+    nb = json.loads(Path(notebook).read_text(encoding="utf-8"))
+    return dict(nb.get("metadata", {}).get("workbench", {}).get("smoke_parameters", {}))
+
+
+def plan_runs(
+    notebooks: Sequence[str | os.PathLike],
+    *,
+    parameters: Mapping[str, Any] | None = None,
+    grid: Sequence[Mapping[str, Any]] | None = None,
+    output: str | os.PathLike = "runs",
+    smoke: bool = False,
+) -> list[RunSpec]:
+    """Plan every (notebook, parameter set) run, validating parameter names first.
+
+    ``parameters`` are fixed values; ``grid`` is a list of parameter sets (from :func:`load_grid`);
+    grid values override fixed ones. With ``smoke=True`` each notebook's smoke parameters are the base.
+    Raises :class:`BatchError` before anything runs if a notebook is missing or a name is unknown.
+    """
+    notebooks = find_notebooks(notebooks)
+    parameters = dict(parameters or {})
+    combos = list(grid) if grid else [{}]
+    reserved = sorted(set(parameters).union(*combos) & set(RESERVED))
+    if reserved:
+        raise BatchError(f"Parameter(s) {reserved} are set by the runner (the run's folder); do not pass them.")
+    specs = []
+    for nb in notebooks:
+        declared = notebook_parameters(nb)
+        base = smoke_parameters(nb) if smoke else {}
+        for combo in combos:
+            params = {**base, **parameters, **combo}
+            unknown = sorted(set(params) - set(declared))
+            if unknown:
+                raise BatchError(
+                    f"Unknown parameter(s) {unknown} for notebook {nb.name}; it accepts "
+                    f"{sorted(n for n in declared if n not in RESERVED)}."
+                )
+            rid = run_id(params)
+            specs.append(RunSpec(nb.resolve(), params, rid, Path(output).resolve() / nb.stem / rid))
+    names = [s.name for s in specs]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise BatchError(f"The grid produces the same run more than once: {duplicates[:3]}.")
+    return specs
+
+
+def _check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise BatchError(f"Output directory {folder} is not writable ({exc.strerror or exc}). Choose another with --output.") from None
+
+
+# -------------------------------------------------------------------------------------------- execution
+def _completed(spec: RunSpec) -> dict | None:
+    path = spec.output_dir / RECORD_NAME
+    if not path.exists():
+        return None
+    try:
+        rec = load_record(path)
+    except (OSError, json.JSONDecodeError):
+        return None
+    return rec if rec.get("status") == "completed" and rec.get("extra", {}).get("runner", {}).get("finished") else None
+
+
+def execute_run(spec: RunSpec, *, kernel_name: str | None = None, timeout: float | None = None, force: bool = False) -> RunResult:
+    """Execute one run (or skip it when already completed). Never raises for a failing notebook.
+
+    The executed notebook is written to ``<output_dir>/notebook.ipynb`` cell by cell; afterwards the run's
+    record gets the parameters, wall time and outcome (failures keep the failing cell and the error).
+    """
+    done = None if force else _completed(spec)
+    if done is not None:
+        return RunResult(spec, "skipped", float(done.get("timings", {}).get("wall_seconds", 0.0)), metrics=done.get("metrics", {}))
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    spec.output_dir.mkdir(parents=True, exist_ok=True)
+    record_path = spec.output_dir / RECORD_NAME
+    stale = record_path.exists()
+    if stale:  # an earlier, unfinished or failed attempt: start clean so a new record is not confused with it
+        record_path.unlink()
+    params = {**spec.parameters, "OUTPUT_DIR": str(spec.output_dir)}
+    start = time.perf_counter()
+    error, cell = None, None
+    try:
+        papermill.execute_notebook(
+            str(spec.notebook),
+            str(spec.output_dir / "notebook.ipynb"),
+            parameters=params,
+            kernel_name=kernel_name,
+            progress_bar=False,
+            cwd=str(spec.notebook.parent),
+            execution_timeout=timeout,
+        )
+    except PapermillExecutionError as exc:
+        error, cell = f"{exc.ename}: {exc.evalue}", exc.exec_count
+    except Exception as exc:  # kernel died, timeout, unreadable notebook...: report, don't stop the sweep
+        error = f"{type(exc).__name__}: {exc}".strip()
+    seconds = time.perf_counter() - start
+    return _finish(spec, seconds=seconds, error=error, cell=cell)
+
+
+def _finish(spec: RunSpec, *, seconds: float, error: str | None, cell: int | None) -> RunResult:
+    """Merge the runner's bookkeeping into the run's record (written atomically)."""
+    try:
+        rec = load_record(spec.output_dir)
+    except (OSError, json.JSONDecodeError):
+        rec = {}
+    status = "failed" if error else "completed"
+    runner = {"finished": True, "status": status, "error": error, "failing_cell": cell,
+              "executed_notebook": "notebook.ipynb"}
+    save_record(
+        spec.output_dir,
+        config=rec.get("config"),
+        metrics=rec.get("metrics"),
+        history=rec.get("history"),
+        timings={**(rec.get("timings") or {}), "wall_seconds": round(seconds, 3)},
+        seed=rec.get("seed", spec.parameters.get("SEED")),
+        parameters=dict(spec.parameters),
+        notebook=spec.notebook.stem,
+        status=status,
+        extra={**(rec.get("extra") or {}), "runner": runner, "run_id": spec.run_id},
+    )
+    return RunResult(spec, status, seconds, error, cell, rec.get("metrics") or {})
+
+
+def _execute_quietly(spec: RunSpec, kernel_name: str | None, timeout: float | None, force: bool) -> RunResult:
+    """Worker entry point (must be a module-level function to be sent to processes / Dask workers)."""
+    try:
+        return execute_run(spec, kernel_name=kernel_name, timeout=timeout, force=force)
+    except Exception as exc:  # noqa: BLE001 - report any runner bug as a failed run, keep the sweep going
+        return RunResult(spec, "failed", 0.0, f"runner error: {exc}\n{traceback.format_exc(limit=3)}")
+
+
+def run_notebooks(
+    notebooks: Sequence[str | os.PathLike],
+    *,
+    parameters: Mapping[str, Any] | None = None,
+    grid: Sequence[Mapping[str, Any]] | None = None,
+    output: str | os.PathLike = "runs",
+    jobs: int = 1,
+    executor: str = "local",
+    address: str | None = None,
+    smoke: bool = False,
+    kernel_name: str | None = None,
+    timeout: float | None = None,
+    force: bool = False,
+    on_result: Callable[[RunResult], None] | None = None,
+) -> list[RunResult]:
+    """Plan and execute every run; return one :class:`RunResult` per run, in plan order.
+
+    Parameters
+    ----------
+    notebooks : sequence of paths
+        Notebooks or folders of notebooks.
+    parameters : mapping, optional
+        Fixed parameter values for every run.
+    grid : list of mappings, optional
+        Parameter sets, e.g. from :func:`load_grid`.
+    output : path
+        Root folder; each run writes to ``<output>/<notebook>/<run-id>/``.
+    jobs : int
+        Runs at a time with the local executor (>= 1).
+    executor : {"local", "dask"}
+        ``"dask"`` submits runs to the Dask scheduler at ``address`` (e.g. ``"tcp://10.0.0.5:8786"``).
+    smoke : bool
+        Start from each notebook's smoke parameters (fast runs for tests and demos).
+    kernel_name : str, optional
+        Jupyter kernel; default: the notebook's own kernelspec.
+    timeout : float, optional
+        Seconds allowed per cell.
+    force : bool
+        Re-execute runs that already completed.
+    on_result : callable, optional
+        Called with each result as it arrives (progress reporting).
+    """
+    if executor not in EXECUTORS:
+        raise BatchError(f"The 'executor' parameter must be one of {EXECUTORS}. Got {executor!r} instead.")
+    if executor == "dask" and not address:
+        raise BatchError("The dask executor needs the scheduler address (--cluster tcp://HOST:PORT).")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise BatchError(f"The 'jobs' parameter must be an int >= 1. Got {jobs!r} instead.")
+    specs = plan_runs(notebooks, parameters=parameters, grid=grid, output=output, smoke=smoke)
+    _check_writable(Path(output))
+    args = (kernel_name, timeout, force)
+    results: dict[int, RunResult] = {}
+
+    def record(i: int, res: RunResult) -> None:
+        results[i] = res
+        if on_result is not None:
+            on_result(res)
+
+    pending = [i for i, s in enumerate(specs)]
+    if not force:  # resolve finished runs without starting any worker
+        for i in list(pending):
+            if _completed(specs[i]) is not None:
+                record(i, execute_run(specs[i]))
+                pending.remove(i)
+    if executor == "dask":
+        _run_dask(specs, pending, args, address, record)
+    elif jobs == 1 or len(pending) <= 1:
+        for i in pending:
+            record(i, _execute_quietly(specs[i], *args))
+    else:
+        _run_processes(specs, pending, args, jobs, record)
+    return [results[i] for i in range(len(specs))]
+
+
+def _run_processes(specs, pending, args, jobs, record) -> None:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")  # fork + kernels + threads do not mix
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(pending)), mp_context=ctx)
+    futures: dict[Future, int] = {}
+    try:
+        futures = {pool.submit(_execute_quietly, specs[i], *args): i for i in pending}
+        remaining = set(futures)
+        while remaining:
+            done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
+            for fut in done:
+                record(futures[fut], fut.result())
+    except KeyboardInterrupt:
+        for fut in futures:
+            fut.cancel()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _run_dask(specs, pending, args, address, record) -> None:
+    try:
+        from distributed import Client, as_completed
+    except ImportError:  # pragma: no cover - dask[distributed] is a dependency
+        raise BatchError("The dask executor needs dask.distributed: pip install 'dask[distributed]'.") from None
+    try:
+        client = Client(address, timeout="10s")
+    except (OSError, TimeoutError) as exc:
+        raise BatchError(f"Could not reach the Dask scheduler at {address}: {exc}") from None
+    try:
+        futures = {client.submit(_execute_quietly, specs[i], *args, pure=False, key=f"run-{i}-{specs[i].run_id}"): i for i in pending}
+        for fut in as_completed(list(futures)):
+            record(futures[fut], fut.result())
+    finally:
+        client.close()
+
+
+# -------------------------------------------------------------------------------------------- reporting
+def summary_table(results: Iterable[RunResult], *, max_metrics: int = 3) -> str:
+    """A plain-text table of runs: name, status, seconds, a few metrics or the error."""
+    results = list(results)
+    rows = [("run", "status", "seconds", "metrics / error")]
+    for r in results:
+        if r.status == "failed":
+            where = f"cell {r.failing_cell}: " if r.failing_cell is not None else ""
+            detail = where + (r.error or "").splitlines()[0] if r.error else where
+        else:
+            detail = ", ".join(f"{k}={_fmt(v)}" for k, v in list(r.metrics.items())[:max_metrics] if not isinstance(v, (dict, list)))
+        rows.append((r.spec.name, r.status, f"{r.seconds:.1f}", detail[:100]))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = ["  ".join(row[i].ljust(widths[i]) for i in range(3)) + "  " + row[3] for row in rows]
+    lines.insert(1, "-" * min(120, max(len(line) for line in lines)))
+    counts = {s: sum(r.status == s for r in results) for s in ("completed", "skipped", "failed")}
+    lines.append(f"{counts['completed']} completed, {counts['skipped']} skipped (already done), {counts['failed']} failed")
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("Use `python -m workbench run ...`.")
