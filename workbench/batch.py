@@ -291,6 +291,28 @@ def _completed(spec: RunSpec) -> dict | None:
     return rec if rec.get("status") == "completed" and rec.get("extra", {}).get("runner", {}).get("finished") else None
 
 
+def _kernel_manager_class():
+    """A kernel manager talking to the kernel over IPC (Unix sockets) instead of TCP ports.
+
+    Kernels started at the same moment by parallel runs can race for the same free TCP ports and then hang;
+    socket files named after a unique prefix in the temp folder cannot collide (and are not sent in clear over
+    the network, which silences the kernel's TCP warning).
+    """
+    import tempfile
+    import uuid
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            if os.name == "posix":
+                kwargs.setdefault("transport", "ipc")
+                kwargs.setdefault("ip", os.path.join(tempfile.gettempdir(), f"workbench-kernel-{uuid.uuid4().hex[:12]}"))
+            super().__init__(**kwargs)
+
+    return IPCKernelManager
+
+
 def execute_run(spec: RunSpec, *, kernel_name: str | None = None, timeout: float | None = None, force: bool = False) -> RunResult:
     """Execute one run (or skip it when already completed). Never raises for a failing notebook.
 
@@ -320,6 +342,7 @@ def execute_run(spec: RunSpec, *, kernel_name: str | None = None, timeout: float
             progress_bar=False,
             cwd=str(spec.notebook.parent),
             execution_timeout=timeout,
+            kernel_manager_class=_kernel_manager_class(),
         )
     except PapermillExecutionError as exc:
         error, cell = f"{exc.ename}: {exc.evalue}", exc.exec_count
