@@ -1,0 +1,125 @@
+"""Figures of the federated-learning study (data in, ``go.Figure`` out; no computation beyond grouping).
+
+Examples
+--------
+>>> h = {"uniform": [{"round": 1, "bytes_total": 10, "test_accuracy": 0.2}, {"round": 2, "bytes_total": 20, "test_accuracy": 0.3}]}
+>>> len(rounds_figure(h, metric="test_accuracy", baseline=0.4).data)
+2
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from .common import TEMPLATE
+
+__all__ = ["rounds_figure", "settings_figure", "participation_figure", "client_accuracy_figure",
+           "selection_cost_figure", "partition_figure"]
+
+_LABELS = {"test_accuracy": "test accuracy", "test_perplexity": "test perplexity (lower is better)",
+           "test_loss": "test loss", "bytes_total": "bytes communicated", "round": "round"}
+
+
+def rounds_figure(histories: Mapping[str, Sequence[dict]], *, metric: str = "test_accuracy", x: str = "round",
+                  baseline: float | None = None, baseline_name: str = "centralized", title: str | None = None) -> go.Figure:
+    """One line per run (e.g. per strategy): ``metric`` against ``x`` ("round" or "bytes_total")."""
+    fig = go.Figure()
+    for name, rows in histories.items():
+        rows = [r for r in rows if r.get(metric) is not None]
+        fig.add_trace(go.Scatter(x=[r[x] for r in rows], y=[r[metric] for r in rows], mode="lines+markers", name=name))
+    if baseline is not None:
+        xs = [r[x] for rows in histories.values() for r in rows]
+        if xs:
+            fig.add_trace(go.Scatter(x=[min(xs), max(xs)], y=[baseline, baseline], mode="lines",
+                                     line={"dash": "dash", "color": "black"}, name=baseline_name))
+    fig.update_layout(template=TEMPLATE, title=title or f"{_LABELS.get(metric, metric)} vs {_LABELS.get(x, x)}",
+                      xaxis_title=_LABELS.get(x, x), yaxis_title=_LABELS.get(metric, metric))
+    return fig
+
+
+def settings_figure(finals: Mapping[str, Mapping[str, float]], *, metric: str = "test_accuracy",
+                    baseline: float | None = None, title: str | None = None) -> go.Figure:
+    """Grouped bars: ``finals[setting][strategy]`` (e.g. setting = "static" / "continual").
+
+    Examples
+    --------
+    >>> fig = settings_figure({"static": {"a": 0.5, "b": 0.6}, "continual": {"a": 0.4, "b": 0.5}})
+    >>> [t.name for t in fig.data]
+    ['static', 'continual']
+    """
+    fig = go.Figure()
+    for setting, values in finals.items():
+        fig.add_trace(go.Bar(x=list(values), y=list(values.values()), name=setting))
+    if baseline is not None:
+        fig.add_hline(y=baseline, line_dash="dash", annotation_text="centralized")
+    fig.update_layout(template=TEMPLATE, barmode="group", title=title or f"final {_LABELS.get(metric, metric)} by strategy",
+                      xaxis_title="selection strategy", yaxis_title=_LABELS.get(metric, metric))
+    return fig
+
+
+def participation_figure(participation: Mapping[str, Sequence[int]], activity: Sequence[int], *,
+                         title: str = "Who gets selected: participation vs activity") -> go.Figure:
+    """Times each device was selected against its number of samples, one marker series per strategy (log x)."""
+    fig = go.Figure()
+    act = np.asarray(activity)
+    for name, counts in participation.items():
+        fig.add_trace(go.Scatter(x=act, y=np.asarray(counts), mode="markers", name=name, opacity=0.6))
+    fig.update_layout(template=TEMPLATE, title=title, xaxis_title="samples on the device (activity)",
+                      yaxis_title="times selected", xaxis_type="log")
+    return fig
+
+
+def client_accuracy_figure(client_metrics: Mapping[str, "object"], *, metric: str = "accuracy", groups: int = 3,
+                           title: str = "Per-device accuracy by activity group") -> go.Figure:
+    """Box plots of each device's own test accuracy, per strategy, split into activity groups (light..heavy).
+
+    ``client_metrics[strategy]`` is a DataFrame with ``n_train`` and ``metric`` columns (as in
+    :attr:`FedResult.client_metrics`).
+    """
+    fig = go.Figure()
+    names = ["light", "medium", "heavy"] if groups == 3 else [f"q{i + 1}" for i in range(groups)]
+    for g in range(groups):
+        xs, ys = [], []
+        for strategy, df in client_metrics.items():
+            ranks = df["n_train"].rank(method="first", pct=True).to_numpy()
+            mask = (ranks > g / groups) & (ranks <= (g + 1) / groups)
+            ys.extend(df[metric].to_numpy()[mask].tolist())
+            xs.extend([strategy] * int(mask.sum()))
+        fig.add_trace(go.Box(x=xs, y=ys, name=f"{names[g]} users", boxmean=True))
+    fig.update_layout(template=TEMPLATE, boxmode="group", title=title, xaxis_title="selection strategy",
+                      yaxis_title=f"device {metric} (own test samples)")
+    return fig
+
+
+def selection_cost_figure(rows: Sequence[dict], *, title: str = "Selecting k devices: time per round") -> go.Figure:
+    """Benchmark rows (``strategy``, ``n_devices``, ``ms``) as lines on log-log axes.
+
+    Examples
+    --------
+    >>> selection_cost_figure([{"strategy": "uniform", "n_devices": 10, "ms": 0.1}]).data[0].name
+    'uniform'
+    """
+    fig = go.Figure()
+    for name in dict.fromkeys(r["strategy"] for r in rows):
+        sel = [r for r in rows if r["strategy"] == name]
+        fig.add_trace(go.Scatter(x=[r["n_devices"] for r in sel], y=[r["ms"] for r in sel], mode="lines+markers", name=name))
+    fig.update_layout(template=TEMPLATE, title=title, xaxis_type="log", yaxis_type="log",
+                      xaxis_title="devices", yaxis_title="milliseconds per selection")
+    return fig
+
+
+def partition_figure(summary, *, max_clients: int = 50, title: str = "Samples per device") -> go.Figure:
+    """Stacked bars of label counts per device (or plain sizes), most active first, from ``Partition.summary``."""
+    df = summary.sort_values("n_samples", ascending=False).head(max_clients)
+    labels = [c for c in df.columns if c.startswith("label_")]
+    fig = go.Figure()
+    x = df["name"].astype(str).tolist()
+    if labels:
+        for c in labels:
+            fig.add_trace(go.Bar(x=x, y=df[c], name=c.replace("label_", "class ")))
+    else:
+        fig.add_trace(go.Bar(x=x, y=df["n_samples"], name="samples"))
+    fig.update_layout(template=TEMPLATE, barmode="stack", title=title, xaxis_title="device", yaxis_title="samples")
+    return fig
