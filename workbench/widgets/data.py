@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 import numpy as np
-from IPython.display import display
 
 from ..plots.data import image_grid_figure
+from ._display import show as show_in
 
 __all__ = ["image_browser"]
 
@@ -19,10 +19,8 @@ def image_browser(data, *, n: int = 16, seed: int = 0) -> widgets.Widget:
     def show(_=None):
         rows = np.flatnonzero(data.labels == choose.value)
         pick = rng.choice(rows, size=min(n, rows.size), replace=False)
-        with out:
-            out.clear_output(wait=True)
-            display(image_grid_figure(data.images[pick], data.labels[pick], data.classes,
-                                      title=f"{data.classes[choose.value]}: {rows.size} images"))
+        show_in(out, image_grid_figure(data.images[pick], data.labels[pick], data.classes,
+                                       title=f"{data.classes[choose.value]}: {rows.size} images"))
 
     choose.observe(show, names="value")
     show()

@@ -8,12 +8,12 @@ from __future__ import annotations
 from typing import Callable
 
 import ipywidgets as widgets
-from IPython.display import clear_output, display
 
 from workbench.federated.selection import STRATEGIES
 from workbench.federated.simulation import FedConfig, FederatedData, run_fedavg
 from workbench.federated.tasks import make_model_fn
 from workbench.plots.federated import participation_figure, rounds_figure
+from workbench.widgets._display import show as show_in
 
 __all__ = ["federated_panel"]
 
@@ -51,9 +51,7 @@ def federated_panel(data_fn: Callable[[float], FederatedData], *, rounds: int = 
 
     def draw_curves():
         fig = rounds_figure(runs, metric="test_accuracy", title="test accuracy vs round (one line per run)")
-        with curves_out:
-            clear_output(wait=True)
-            display(fig)
+        show_in(curves_out, fig)
 
     def on_run(_):
         button.disabled = True
@@ -77,10 +75,8 @@ def federated_panel(data_fn: Callable[[float], FederatedData], *, rounds: int = 
                     draw_curves()
 
             res = run_fedavg(data, model_fn=make_model_fn(data), config=cfg, progress=False, callback=live)
-            with who_out:
-                clear_output(wait=True)
-                display(participation_figure({name: res.participation}, data.train.sizes,
-                                             title="participation vs activity (last run)"))
+            show_in(who_out, participation_figure({name: res.participation}, data.train.sizes,
+                                                  title="participation vs activity (last run)"))
             status.value = (f"done: accuracy {res.final['test_accuracy']:.3f}, "
                             f"{res.final['bytes_total'] / 1e6:.1f} MB communicated, {res.seconds:.1f} s")
         except Exception as exc:  # show the error in the panel instead of losing it in a callback

@@ -6,9 +6,9 @@ import dataclasses
 import html
 
 import ipywidgets as widgets
-from IPython.display import display
 
 from ..plots.common import history_figure
+from ._display import show as show_in
 
 __all__ = ["dp_panel", "schedule_html"]
 
@@ -73,9 +73,7 @@ def dp_panel(model_fn, train_data, *, val=None, config, dp, epsilon_range=(0.25,
             res = train(model_fn(), train_data, config=config, dp=cfg, val=val, progress=False)
             runs[f"eps={cfg.target_epsilon:.2g}, C={cfg.max_grad_norm:.2g}"] = res.history.to_records()
             metric = "val_accuracy" if val is not None else "train_loss"
-            with out:
-                out.clear_output(wait=True)
-                display(history_figure(runs, metric=metric, title=f"{metric} per epoch (one line per run)"))
+            show_in(out, history_figure(runs, metric=metric, title=f"{metric} per epoch (one line per run)"))
         finally:
             button.disabled = False
 
