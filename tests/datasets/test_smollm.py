@@ -55,3 +55,29 @@ def test_registered_encoder_pads_without_changing_features():
     alone = np.stack([encode_texts([t], encoder="smollm2", cache=False)[0] for t in texts])
     assert together.shape == (2, 576)
     np.testing.assert_allclose(together, alone, rtol=1e-3, atol=1e-3)
+
+
+def test_contextual_word_vectors_of_the_decoder_match_a_full_forward_pass():
+    # contextual_word_embeddings cuts the sentence after the word for causal encoders; the word's hidden
+    # states must equal those of the full sentence (causal attention cannot see the cut text).
+    import torch
+
+    from workbench.datasets import load_encoder
+    from workbench.fairness.contextual import contextual_word_embeddings
+
+    enc = load_encoder("smollm2")
+    sentence, word = "Yesterday the hyacinth bloomed in the garden behind the house.", "hyacinth"
+    ids = enc.tokenizer(sentence, return_tensors="pt", return_offsets_mapping=True)
+    offsets = ids.pop("offset_mapping")[0].tolist()
+    a = sentence.index(word)
+    b = a + len(word)
+    positions = [i for i, (s, e) in enumerate(offsets) if e > s and s < b and e > a]
+    with torch.no_grad():
+        hidden = enc.model(**ids, output_hidden_states=True).hidden_states
+    got = contextual_word_embeddings([sentence], [word], encoder="smollm2", layers=[0, 15, -1], pooling="last", cache=False)
+    for j, layer in enumerate([0, 15, 30]):
+        np.testing.assert_allclose(got[0, j], hidden[layer][0, positions[-1]].numpy(), rtol=1e-3, atol=1e-3)
+    mean = contextual_word_embeddings([sentence], [word], encoder="smollm2", layers=[-1], pooling="mean", cache=False)
+    np.testing.assert_allclose(mean[0, 0], hidden[30][0, positions].mean(0).numpy(), rtol=1e-3, atol=1e-3)
+    alone = contextual_word_embeddings([sentence], [word], encoder="smollm2", layers=[-1], pooling="last", cache=False)
+    np.testing.assert_allclose(alone[0, 0], got[0, 2], rtol=1e-4, atol=1e-4)  # last layer alone == from all layers

