@@ -30,6 +30,10 @@ def _page(title: str, body: str, *, plotly_src: str | None = None) -> str:
 
 def _fmt(value) -> str:
     if isinstance(value, float):
+        if value != value:  # NaN: metric not recorded by this run
+            return ""
+        if value.is_integer() and abs(value) < 1e15:
+            return f"{int(value):,}"
         return f"{value:.4g}"
     if isinstance(value, (dict, list)):
         return html.escape(json.dumps(value)[:80])
@@ -73,6 +77,16 @@ def _run_page(run_dir: Path, *, index: Path, plotly_js: Path) -> Path:
     return out
 
 
+def _top_level(table):
+    """Drop records nested inside another run's folder (e.g. the points of a sweep a notebook records itself);
+    they stay reachable from that run's folder."""
+    if table.empty:
+        return table
+    run_dirs = {Path(d) for d in table["run_dir"]}
+    nested = [any(parent in run_dirs for parent in Path(d).parents) for d in table["run_dir"]]
+    return table[[not n for n in nested]]
+
+
 def write_report(runs_dir: str | os.PathLike, *, output: str | os.PathLike | None = None) -> Path:
     """Write ``index.html`` (one table per notebook) and a ``report.html`` per run; return the index path.
 
@@ -89,7 +103,7 @@ def write_report(runs_dir: str | os.PathLike, *, output: str | os.PathLike | Non
     if not root.is_dir():
         raise FileNotFoundError(f"Runs folder {root} does not exist; run notebooks first (python -m workbench run ...).")
     index = Path(output) if output else root / "index.html"
-    table = collect(root)
+    table = _top_level(collect(root))
     plotly_js = _copy_plotly_js(index.parent)
     parts = ["<h1>Trustworthy ML Workbench: runs</h1>", f"<p>{len(table)} run(s) under <code>{html.escape(str(root))}</code>.</p>"]
     if table.empty:
