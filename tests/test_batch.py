@@ -1,6 +1,6 @@
 """The papermill batch runner end to end, with a real kernel, on a small fixture notebook and on a real one."""
 import json
-import shutil
+import os
 import socket
 from pathlib import Path
 
@@ -88,6 +88,9 @@ def test_grid_with_one_failing_run_then_resume(tmp_path):
     rec = load_record(out / "arith" / "A=1,B=10,FAIL=True")
     assert rec["status"] == "failed" and rec["extra"]["runner"]["error"] == "ValueError: asked to fail"
     assert (out / "arith" / "A=2,B=10,FAIL=False" / "notebook.ipynb").exists()
+    # two runs at a time share the cores instead of each starting one thread per core
+    threads = load_record(out / "arith" / "A=2,B=10,FAIL=False")["extra"]["omp_threads"]
+    assert threads == os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // 2)))
     assert (out / "arith" / "A=2,B=10,FAIL=False" / "figures" / "inputs.json").exists()
 
     # resume: the completed runs are skipped (their outputs untouched), the failed one is tried again
