@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["TrainConfig", "History", "fit", "evaluate", "predict", "set_seed", "as_tensors"]
+__all__ = ["TrainConfig", "History", "fit", "evaluate", "predict", "set_seed", "as_tensors", "torch_threads"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 _OPTIMIZERS = ("adam", "sgd")
@@ -84,6 +85,33 @@ def set_seed(seed: int) -> torch.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+@contextmanager
+def torch_threads(n: int | None = 1):
+    """Run a block with ``n`` torch intra-op threads (restored afterwards; ``None`` leaves them alone).
+
+    The workbench's models are small: each op takes microseconds, so extra threads only add
+    synchronisation, and on a busy machine they make each step many times slower.
+
+    Examples
+    --------
+    >>> before = torch.get_num_threads()
+    >>> with torch_threads(1):
+    ...     torch.get_num_threads()
+    1
+    >>> torch.get_num_threads() == before
+    True
+    """
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def as_tensors(x, y=None) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -8,12 +8,7 @@ from sklearn.metrics import average_precision_score
 from workbench.compatibility import bct
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("similarity", ["cosine", "euclidean"])

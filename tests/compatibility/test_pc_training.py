@@ -10,13 +10,7 @@ from workbench.models import MLP
 from workbench.training import TrainConfig, fit
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # small MLPs train faster on one thread, and a shared machine stays responsive
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_loss_matches_hand_computation():

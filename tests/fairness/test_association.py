@@ -1,7 +1,6 @@
 """WEAT / CEAT / SEAT: closed-form cases, an independent re-implementation, planted and null effects."""
 import itertools
 import math
-import warnings
 
 import numpy as np
 import pytest

@@ -1,6 +1,5 @@
 """Identity swaps (case, whole words, pronoun rules), CTF gap, counterfactual data augmentation."""
 import numpy as np
-import pandas as pd
 import pytest
 
 from workbench.datasets import load_gender_pairs

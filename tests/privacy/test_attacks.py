@@ -11,6 +11,8 @@ from sklearn.metrics import roc_curve as sk_roc_curve
 
 from workbench.privacy import attacks as A
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread is fastest
+
 
 # ------------------------------------------------------------------------------------------- ROC metrics
 def test_auc_matches_sklearn_when_members_have_lower_loss():
@@ -121,13 +123,6 @@ def test_random_halves_are_balanced_and_seeded():
 
 
 # ------------------------------------------------------------------------------------------- real models
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # tiny models: one thread is fastest, and much faster than two on a shared, busy machine
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 EPOCHS, BATCH = 40, 25

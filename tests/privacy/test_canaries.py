@@ -131,13 +131,11 @@ def tweets_with_canaries():
 def _train(data, *, dp):
     from workbench.privacy.dp import DPConfig, train
     from workbench.textmodels import RecurrentClassifier
-    from workbench.training import TrainConfig
+    from workbench.training import TrainConfig, torch_threads
 
     canaries, vocab, X, y = data
     # tiny models and many small ops: one thread is several times faster than two on a busy 2-core machine
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         torch.manual_seed(0)
         model = RecurrentClassifier(len(vocab), dim=32, hidden=32)
         res = train(model, (X, y), config=TrainConfig(epochs=15, batch_size=64, lr=3e-3 if dp is None else 1e-2, seed=0),
@@ -147,8 +145,6 @@ def _train(data, *, dp):
             out.append({"rank": C.rank_exposure(model, canary=c, vocab=vocab),
                         "extrapolated": C.extrapolated_exposure(model, canary=c, vocab=vocab, n_samples=2000),
                         "extraction": C.extract_canary(model, canary=c, vocab=vocab, method="gumbel", seed=0)})
-    finally:
-        torch.set_num_threads(before)
     return res, out
 
 

@@ -9,7 +9,9 @@ import importlib.util
 import os
 from pathlib import Path
 
-__all__ = ["DataSourceMissing", "package_file", "resolve_size", "SIZES"]
+import numpy as np
+
+__all__ = ["DataSourceMissing", "package_file", "resolve_size", "SIZES", "cache_dir", "read_cached_array", "write_cached_array"]
 
 #: Named sizes accepted by every loader's ``size=`` argument.
 SIZES = ("tiny", "small", "full")
@@ -88,3 +90,32 @@ def cache_dir() -> Path:
     if (root / "pyproject.toml").exists():  # a source checkout (editable install)
         return root / "data" / "cache"
     return Path.home() / ".cache" / "workbench"
+
+
+def read_cached_array(path: Path, *, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The array cached at ``path`` if it exists, is readable and has ``shape``; else ``None`` (recompute it)."""
+    if not path.exists():
+        return None
+    try:
+        cached = np.load(path)
+    except (OSError, ValueError):
+        return None  # unreadable cache file: the caller recomputes and overwrites it
+    return cached if cached.shape == tuple(shape) else None
+
+
+def write_cached_array(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` to ``path`` atomically (temporary file + rename), so readers never see half a file.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "sub" / "x.npy"
+    >>> write_cached_array(p, np.arange(3.0))
+    >>> read_cached_array(p, shape=(3,)).tolist(), read_cached_array(p, shape=(4,))
+    ([0.0, 1.0, 2.0], None)
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        np.save(fh, array)
+    os.replace(tmp, path)

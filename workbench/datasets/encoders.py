@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ._sources import cache_dir, package_dir
+from ._sources import cache_dir, package_dir, read_cached_array, write_cached_array
 
 __all__ = ["Encoder", "ENCODERS", "load_encoder", "encode_texts", "encode_layers", "feature_cache_path", "minilm_path"]
 
@@ -210,7 +210,7 @@ def encode_layers(
             )
     paths = {layer: feature_cache_path(texts, encoder=enc, layer=layer, pooling=pooling, max_length=max_length,
                                        normalize=normalize) for layer in layers}
-    out = {layer: _read_cached(paths[layer], shape=(len(texts), enc.dim)) if cache else None for layer in layers}
+    out = {layer: read_cached_array(paths[layer], shape=(len(texts), enc.dim)) if cache else None for layer in layers}
     missing = [layer for layer in layers if out[layer] is None]
     if missing:
         computed = _encode(enc, texts, layers=missing, pooling=pooling, batch_size=batch_size,
@@ -218,26 +218,8 @@ def encode_layers(
         for layer, features in computed.items():
             out[layer] = features
             if cache:
-                _write_cached(paths[layer], features)
+                write_cached_array(paths[layer], features)
     return out
-
-
-def _read_cached(path: Path, *, shape: tuple[int, int]) -> np.ndarray | None:
-    if not path.exists():
-        return None
-    try:
-        cached = np.load(path)
-    except (OSError, ValueError):
-        return None  # unreadable cache file: recompute and overwrite it
-    return cached if cached.shape == shape else None
-
-
-def _write_cached(path: Path, features: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        np.save(fh, features)
-    os.replace(tmp, path)
 
 
 def _encode(enc: Encoder, texts, *, layers, pooling, batch_size, max_length, normalize, progress) -> dict[int, np.ndarray]:

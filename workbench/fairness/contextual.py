@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
 from typing import Sequence
 
 import numpy as np
+
+from workbench.datasets._sources import cache_dir, read_cached_array, write_cached_array
 
 from .contexts import word_pattern
 
@@ -60,7 +61,6 @@ def resolve_layers(layers, n_layers: int) -> list[int]:
 
 
 def _cache_path(enc, sentences, words, *, layers, pooling, max_length):
-    from workbench.datasets._sources import cache_dir
 
     h = hashlib.sha256(json.dumps(["contextual-v1", enc.fingerprint, layers, pooling, max_length]).encode())
     for s, w in zip(sentences, words):
@@ -128,21 +128,14 @@ def contextual_word_embeddings(sentences: Sequence[str], words: Sequence[str], *
     if not sentences:
         return np.empty((0, len(layer_ids), enc.dim), np.float32)
     path = _cache_path(enc, sentences, words, layers=layer_ids, pooling=pooling, max_length=max_length)
-    if cache and path.exists():
-        try:
-            cached = np.load(path)
-            if cached.shape == (len(sentences), len(layer_ids), enc.dim):
-                return cached
-        except (OSError, ValueError):
-            pass
+    shape = (len(sentences), len(layer_ids), enc.dim)
+    cached = read_cached_array(path, shape=shape) if cache else None
+    if cached is not None:
+        return cached
     out = _run(enc, sentences, spans, layer_ids=layer_ids, pooling=pooling, batch_size=batch_size,
                max_length=max_length, progress=progress)
     if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
-            np.save(fh, out)
-        os.replace(tmp, path)
+        write_cached_array(path, out)
     return out
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -38,6 +37,8 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
+
+from workbench.training import torch_threads  # re-exported: the federated models run on one thread
 
 from .partition import Partition
 from .selection import PowerOfChoiceSelection, RoundRobinSelection, SelectionStrategy, UniformSelection, make_strategy
@@ -365,24 +366,6 @@ def _metrics(loss: torch.Tensor, correct: torch.Tensor, task: str, prefix: str =
     if task == "language_model":
         out[f"{prefix}perplexity"] = float(math.exp(min(out[f"{prefix}loss"], 50.0)))
     return out
-
-
-@contextmanager
-def torch_threads(n: int | None = 1):
-    """Run a block with ``n`` torch intra-op threads (restored afterwards; ``None`` leaves them alone).
-
-    The federated models are tiny: every op takes microseconds, so extra threads only add
-    synchronisation, and on a busy machine they make each step up to 100x slower.
-    """
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _init_model(model_fn: Callable[[], nn.Module], seed: int) -> nn.Module:
