@@ -87,3 +87,16 @@ def test_bad_input(kwargs, name):
 def test_bad_target_epsilon(eps):
     with pytest.raises(ValueError, match="'target_epsilon'"):
         noise_for_epsilon(target_epsilon=eps, sample_rate=0.01, steps=10, delta=1e-5)
+
+
+@pytest.mark.parametrize("sigma, q, steps", [(1.1, 256 / 60000, 14063), (0.7, 0.01, 1), (3.0, 1.0, 50), (1.0, 0.125, 24)])
+def test_cached_rdp_path_is_exactly_opacus_accountant(sigma, q, steps):
+    from opacus.accountants import RDPAccountant
+
+    acc = RDPAccountant()
+    acc.history = [(sigma, q, steps)]
+    assert compute_epsilon(noise_multiplier=sigma, sample_rate=q, steps=steps, delta=1e-5) == acc.get_epsilon(delta=1e-5)
+    # and per epoch, as training reports it: the cached per-step RDP times the steps so far
+    for k in (1, 2, steps):
+        acc.history = [(sigma, q, k)]
+        assert compute_epsilon(noise_multiplier=sigma, sample_rate=q, steps=k, delta=1e-5) == acc.get_epsilon(delta=1e-5)

@@ -46,6 +46,8 @@ def model(seed=0, d=5):
         (dict(target_epsilon=1, max_grad_norm=-2), "max_grad_norm"),
         (dict(target_epsilon=1, engine="jax"), "engine"),
         (dict(target_epsilon=1, accountant="moments"), "accountant"),
+        (dict(target_epsilon=1, noise_prefetch="yes"), "noise_prefetch"),
+        (dict(target_epsilon=1, noise_prefetch=True, engine="opacus-hooks"), "noise_prefetch"),
         (dict(), "exactly one"),
         (dict(target_epsilon=1, noise_multiplier=1), "exactly one"),
     ],
@@ -115,6 +117,42 @@ def test_dp_learns_but_noise_hurts():
     assert weak.metrics["accuracy"] > 0.75  # chance is ~0.5
     assert strong.metrics["accuracy"] < weak.metrics["accuracy"]
     assert strong.epsilon < weak.epsilon
+
+
+@pytest.mark.parametrize("engine", ["fast", "opacus-hooks"])
+def test_noise_has_std_sigma_c_over_batch_on_every_parameter(engine):
+    """With a loss of zero gradient, one SGD step (lr 1) moves every parameter by -N(0, (sigma C / B)^2) alone.
+
+    Checked for the fast engine and, as the reference semantics, for Opacus; every coordinate, embedding
+    rows the batch never used included, must get noise.
+    """
+    X, y = tokens(n=64)
+    torch.manual_seed(0)
+    m = BagOfEmbeddings(12_000, dim=16, n_classes=2)
+    before = [p.detach().clone() for p in m.parameters()]
+    sigma, clip, batch = 2.0, 0.5, 64
+    train(m, (X, y), config=TrainConfig(epochs=1, batch_size=batch, lr=1.0, optimizer="sgd", seed=3),
+          dp=DPConfig(noise_multiplier=sigma, max_grad_norm=clip, poisson_sampling=False, engine=engine),
+          loss_fn=lambda logits, target, idx: (logits * 0).sum() / len(target), progress=False)
+    moves = torch.cat([(b - p.detach()).flatten() for b, p in zip(before, m.parameters())]).double()
+    expected = sigma * clip / batch
+    assert (moves != 0).all()
+    assert abs(float(moves.mean())) < 5 * expected / math.sqrt(len(moves))
+    assert float(moves.std()) == pytest.approx(expected, rel=5 / math.sqrt(2 * len(moves)))
+
+
+def test_noise_prefetch_changes_nothing_but_where_the_noise_is_drawn():
+    X, y = tokens()
+    cfg = TrainConfig(epochs=2, batch_size=32, lr=0.05, seed=4)
+    runs = []
+    for prefetch in (False, True):
+        torch.manual_seed(0)
+        m = BagOfEmbeddings(30, dim=8, n_classes=2)
+        res = train(m, (X, y), config=cfg, dp=DPConfig(noise_multiplier=1.0, noise_prefetch=prefetch), progress=False)
+        runs.append(torch.cat([p.detach().flatten() for p in m.parameters()]))
+        assert all(row["cpu_seconds"] > 0 for row in res.history.epochs) and res.cpu_seconds_per_epoch > 0
+    assert torch.equal(runs[0], runs[1])
+    assert not [t for t in __import__("threading").enumerate() if t.name == "dp-noise"]  # the thread was stopped
 
 
 def test_gru_trains_with_fast_engine():

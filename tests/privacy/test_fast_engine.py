@@ -149,3 +149,43 @@ def test_tied_weights_rejected():
 def test_bad_clip_norm():
     with pytest.raises(ValueError, match="max_grad_norm"):
         GhostClippingEngine(nn.Linear(2, 2), max_grad_norm=0)
+
+
+class SequenceModel(nn.Module):
+    """A Linear applied to every position of a sequence, then flattened into a head: the 'sequence' rule."""
+
+    def __init__(self, t, d_in, d_out):
+        super().__init__()
+        self.proj, self.head = nn.Linear(d_in, d_out), nn.Linear(t * d_out, 3)
+
+    def forward(self, x):
+        return self.head(torch.tanh(self.proj(x)).flatten(1))
+
+
+@pytest.mark.parametrize("t, d_in, d_out", [(3, 8, 16), (12, 2, 3)], ids=["ghost-gram", "materialised"])
+def test_sequence_linear_norms_by_either_rule(t, d_in, d_out):
+    """T^2 <= d_in d_out takes the Gram (ghost) route, otherwise the per-sample gradient is formed: both exact."""
+    torch.manual_seed(0)
+    model = SequenceModel(t, d_in, d_out)
+    x, y = torch.randn(N, t, d_in), torch.randint(0, 3, (N,))
+    engine = GhostClippingEngine(model, max_grad_norm=1.0)
+    by_param = engine.per_sample_norms(x, y, by_parameter=True)
+    engine.remove()
+    params, grads = materialised_grads(model, x, y)
+    names = {p: n for n, p in model.named_parameters()}
+    for j, p in enumerate(params):
+        torch.testing.assert_close(by_param[names[p]], torch.stack([g[j].norm() for g in grads]), atol=1e-5, rtol=1e-4)
+
+
+def test_scale_and_accumulate_add_onto_existing_gradients():
+    model, x, y = make("bag")
+    engine = GhostClippingEngine(model, max_grad_norm=0.1)
+    engine.clipped_grad(x, y)
+    plain = [p.grad.clone() for p in model.parameters()]
+    start = [torch.full_like(p, 0.5) for p in model.parameters()]
+    for p, s in zip(model.parameters(), start):
+        p.grad = s.clone()
+    engine.clipped_grad(x, y, scale=0.25, accumulate=True)
+    engine.remove()
+    for p, s, g in zip(model.parameters(), start, plain):
+        torch.testing.assert_close(p.grad, s + 0.25 * g)

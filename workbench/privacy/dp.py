@@ -32,6 +32,7 @@ Examples
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -46,8 +47,18 @@ from .accounting import ACCOUNTANTS, compute_epsilon, noise_for_epsilon
 
 __all__ = ["DPConfig", "TrainResult", "train", "ENGINES", "privacy_schedule", "epsilon_sweep"]
 
+#: Smallest model (trainable parameters) for which ``DPConfig(noise_prefetch=None)`` prefetches noise.
+PREFETCH_MIN_PARAMETERS = 2**16
+
 #: Accepted values of ``DPConfig.engine``.
 ENGINES = ("fast", "opacus-hooks", "opacus-ghost")
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _positive_number(value) -> bool:
@@ -72,6 +83,11 @@ class DPConfig:
     poisson_sampling : bool
         Poisson-sampled batches (what the accountant assumes) or shuffled fixed-size batches.
     engine : {"fast", "opacus-hooks", "opacus-ghost"}
+    noise_prefetch : bool or None
+        Fast engine only: draw the next step's Gaussian noise on a background thread while this step computes
+        (:class:`workbench.privacy.noise.NoisyGradients`; same values either way). ``None`` (default) turns it
+        on when the process may use more cores than torch's intra-op threads (a core is spare) and the model
+        has at least ``PREFETCH_MIN_PARAMETERS`` trainable parameters.
 
     Examples
     --------
@@ -92,6 +108,7 @@ class DPConfig:
     accountant: str = "rdp"
     poisson_sampling: bool = True
     engine: str = "fast"
+    noise_prefetch: bool | None = None
 
     def __post_init__(self):
         if (self.noise_multiplier is None) == (self.target_epsilon is None):
@@ -116,6 +133,22 @@ class DPConfig:
             raise ValueError(f"The 'poisson_sampling' parameter of DPConfig must be True or False. Got {self.poisson_sampling!r} instead.")
         if self.engine not in ENGINES:
             raise ValueError(f"The 'engine' parameter of DPConfig must be one of {ENGINES}. Got {self.engine!r} instead.")
+        if self.noise_prefetch not in (None, True, False):
+            raise ValueError(f"The 'noise_prefetch' parameter of DPConfig must be None, True or False. Got {self.noise_prefetch!r} instead.")
+        if self.noise_prefetch and self.engine != "fast":
+            raise ValueError(f"The 'noise_prefetch' parameter of DPConfig needs engine='fast' (Opacus draws its own noise). "
+                             f"Got engine={self.engine!r}; leave noise_prefetch=None.")
+
+    def resolved_noise_prefetch(self, n_parameters: int) -> bool:
+        """Whether the fast engine prefetches noise for a model of ``n_parameters`` trainable parameters.
+
+        ``noise_prefetch`` if set; for ``None``: when a core is spare and the noise is worth a thread (at least
+        ``PREFETCH_MIN_PARAMETERS`` values per step: below that, handing buffers between threads costs more
+        than drawing the noise).
+        """
+        if self.noise_prefetch is not None:
+            return self.noise_prefetch
+        return self.engine == "fast" and n_parameters >= PREFETCH_MIN_PARAMETERS and _usable_cores() > torch.get_num_threads()
 
 
 @dataclass
@@ -128,6 +161,7 @@ class TrainResult:
     epsilon: float | None = None
     noise_multiplier: float | None = None
     seconds_per_epoch: float = float("nan")
+    cpu_seconds_per_epoch: float = float("nan")
     steps: int = 0
     sample_rate: float | None = None
     engine: str | None = None
@@ -204,6 +238,7 @@ def train(
         history = fit(model, train, config=config, val=val, loss_fn=loss_fn, progress=progress)
         metrics = evaluate(model, val) if val is not None else {}
         return TrainResult(model=model, history=history, metrics=metrics, seconds_per_epoch=history.seconds_per_epoch,
+                           cpu_seconds_per_epoch=history.cpu_seconds_per_epoch,
                            steps=config.epochs * math.ceil(len(train[1]) / config.batch_size))
     X, y = as_tensors(*train)
     if len(X) != len(y):
@@ -221,6 +256,7 @@ def train(
     metrics = evaluate(model, val) if val is not None else {}
     return TrainResult(model=model, history=history, metrics=metrics, epsilon=history.final.get("epsilon"),
                        noise_multiplier=schedule["noise_multiplier"], seconds_per_epoch=history.seconds_per_epoch,
+                       cpu_seconds_per_epoch=history.cpu_seconds_per_epoch,
                        steps=steps, sample_rate=schedule["sample_rate"], engine=dp.engine)
 
 
@@ -232,8 +268,9 @@ def _epsilon(sigma, q, steps, dp):
     return compute_epsilon(noise_multiplier=sigma, sample_rate=q, steps=steps, delta=dp.delta, accountant=dp.accountant)
 
 
-def _end_epoch(history, epoch, model, *, total, count, seconds, sigma, q, steps, dp, val):
-    row = {"epoch": epoch, "train_loss": total / max(count, 1), "seconds": seconds, "epsilon": _epsilon(sigma, q, steps, dp)}
+def _end_epoch(history, epoch, model, *, total, count, seconds, cpu_seconds, sigma, q, steps, dp, val):
+    row = {"epoch": epoch, "train_loss": total / max(count, 1), "seconds": seconds, "cpu_seconds": cpu_seconds,
+           "epsilon": _epsilon(sigma, q, steps, dp)}
     if val is not None:
         row.update({f"val_{k}": v for k, v in evaluate(model, val).items()})
     history.epochs.append(row)
@@ -244,6 +281,7 @@ def _train_fast(model, X, y, *, config, dp, schedule, val, loss_fn, progress):
     from tqdm.auto import tqdm
 
     from .fast_dp import GhostClippingEngine
+    from .noise import NoisyGradients
 
     generator = set_seed(config.seed)
     optimizer = _make_optimizer(model, config)
@@ -251,38 +289,41 @@ def _train_fast(model, X, y, *, config, dp, schedule, val, loss_fn, progress):
     loss_fn = loss_fn or _default_loss
     sigma, q, n = schedule["noise_multiplier"], schedule["sample_rate"], len(X)
     expected_batch = int(n * q)  # as opacus.PrivacyEngine.make_private, with or without Poisson sampling
-    std = sigma * dp.max_grad_norm
-    params = engine._params
-    noise = [torch.empty_like(p) for p in params] if std > 0 else [None] * len(params)
+    std = sigma * dp.max_grad_norm / expected_batch
+    params = engine.parameters
+    # One flat gradient buffer for all parameters, each .grad a view of it. Every step draws the noise
+    # N(0, (sigma C / B)^2) straight into it with one call and the engine then adds the clipped sum times 1/B
+    # on top (Opacus: (sum_n clip(g_n) + N(0, (sigma C)^2)) / B): no zero fill, no separate add or divide
+    # pass and no allocation per step. For large embedding tables the noise is most of DP's cost per step.
     history, steps = History(), 0
+    # Faster than torch.normal_ (see workbench.privacy.noise); keyed from the run's seed, so runs repeat, and
+    # a stream of its own, so the batches are the ones the other engines draw from `generator`.
+    grads = None
     try:
+        grads = NoisyGradients(params, std=std, seed=config.seed % 2**63, prefetch=dp.resolved_noise_prefetch(sum(p.numel() for p in params)))
         for epoch in tqdm(range(1, config.epochs + 1), desc="DP training (fast)", unit="epoch", disable=not progress):
             model.train()
-            start, total, count = time.perf_counter(), 0.0, 0
+            start, cpu_start, total, count = time.perf_counter(), time.process_time(), 0.0, 0
             if dp.poisson_sampling:
                 batches = (torch.as_tensor(b, dtype=torch.long)
                            for b in UniformWithReplacementSampler(num_samples=n, sample_rate=q, generator=generator))
             else:
                 batches = _batches(n, config.batch_size, shuffle=True, generator=generator)
             for idx in batches:
-                optimizer.zero_grad(set_to_none=True)
+                for p, view in zip(params, grads.next()):
+                    p.grad = view
                 if len(idx):
-                    out = engine.clipped_grad(X[idx], y[idx], loss_fn=lambda logits, target, idx=idx: loss_fn(logits, target, idx))
+                    out = engine.clipped_grad(X[idx], y[idx], loss_fn=lambda logits, target, idx=idx: loss_fn(logits, target, idx),
+                                              scale=1.0 / expected_batch, accumulate=True)
                     total += out["loss"] * len(idx)
                     count += len(idx)
-                else:
-                    for p in params:
-                        p.grad = torch.zeros_like(p)
-                for p, buf in zip(params, noise):
-                    if std > 0:  # N(0, (sigma C)^2), drawn in place into a reused buffer: for the embedding
-                        # tables the noise is most of DP's cost per step, and a fresh randn tensor is ~25% slower
-                        p.grad.add_(buf.normal_(0.0, std, generator=generator))
-                    p.grad.div_(expected_batch)
                 optimizer.step()
                 steps += 1
             _end_epoch(history, epoch, model, total=total, count=count, seconds=time.perf_counter() - start,
-                       sigma=sigma, q=q, steps=steps, dp=dp, val=val)
+                       cpu_seconds=time.process_time() - cpu_start, sigma=sigma, q=q, steps=steps, dp=dp, val=val)
     finally:
+        if grads is not None:
+            grads.close()
         engine.remove()
     return history, steps
 
@@ -338,7 +379,7 @@ def _train_opacus(model, X, y, *, config, dp, schedule, val, loss_fn, progress):
     try:
         for epoch in tqdm(range(1, config.epochs + 1), desc=f"DP training ({dp.engine})", unit="epoch", disable=not progress):
             private.train()
-            start, total, count = time.perf_counter(), 0.0, 0
+            start, cpu_start, total, count = time.perf_counter(), time.process_time(), 0.0, 0
             for xb, yb, idx in dp_loader:
                 dp_optimizer.zero_grad(set_to_none=True)
                 logits = private(xb)
@@ -350,7 +391,7 @@ def _train_opacus(model, X, y, *, config, dp, schedule, val, loss_fn, progress):
                     total += float(loss.item() if ghost else loss.detach()) * len(yb)
                     count += len(yb)
             _end_epoch(history, epoch, model, total=total, count=count, seconds=time.perf_counter() - start,
-                       sigma=sigma, q=q, steps=steps, dp=dp, val=val)
+                       cpu_seconds=time.process_time() - cpu_start, sigma=sigma, q=q, steps=steps, dp=dp, val=val)
     finally:
         private._close()
     return history, steps

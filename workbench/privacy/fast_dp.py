@@ -129,18 +129,19 @@ class GhostClippingEngine:
     Notes
     -----
     :meth:`clipped_grad` sets each trainable parameter's ``.grad`` to the **sum** of the clipped per-sample
-    gradients (no noise, no averaging); :func:`workbench.privacy.dp.train` adds the noise. Call
-    :meth:`remove` to take the hooks off the model.
+    gradients (times ``scale``; no noise), or adds it to the existing ``.grad`` with ``accumulate=True``;
+    :func:`workbench.privacy.dp.train` draws the noise straight into the gradient buffers and then accumulates
+    the clipped sum onto it. Call :meth:`remove` to take the hooks off the model.
     """
 
     def __init__(self, model: nn.Module, *, max_grad_norm: float):
-        if not (isinstance(max_grad_norm, (int, float)) and max_grad_norm > 0):
+        if not (isinstance(max_grad_norm, (int, float)) and not isinstance(max_grad_norm, bool) and max_grad_norm > 0):
             raise ValueError(f"The 'max_grad_norm' parameter of GhostClippingEngine must be > 0. Got {max_grad_norm!r} instead.")
         self.model = model
         self.max_grad_norm = float(max_grad_norm)
         self.layers = check_model(model)
-        self._params = [p for _, m in self.layers for p in m.parameters(recurse=False) if p.requires_grad]
-        self._records: dict[nn.Module, list[dict]] = {}
+        self.parameters = [p for _, m in self.layers for p in m.parameters(recurse=False) if p.requires_grad]
+        self._calls: list[tuple[nn.Module, torch.Tensor, torch.Tensor]] = []
         self._active = False
         self._handles = [m.register_forward_hook(self._forward_hook) for _, m in self.layers]
 
@@ -150,13 +151,7 @@ class GhostClippingEngine:
             return None
         if not output.requires_grad:  # first layer: make its output a leaf so its gradient is still computed
             output = output.detach().requires_grad_(True)
-        rec = {"a": inputs[0].detach(), "b": None}
-        self._records.setdefault(module, []).append(rec)
-
-        def keep(grad, rec=rec):
-            rec["b"] = grad.detach() if rec["b"] is None else rec["b"] + grad.detach()
-
-        output.register_hook(keep)
+        self._calls.append((module, inputs[0].detach(), output))
         return output
 
     def remove(self) -> None:
@@ -167,134 +162,171 @@ class GhostClippingEngine:
 
     # -- the pass ------------------------------------------------------------------------------------
     def _backward(self, x, y, loss_fn):
-        saved = [p.requires_grad for p in self._params]
-        self._records = {}
+        """Forward, then one backward pass for the gradients of the layers' outputs only.
+
+        Returns the mean loss and ``{module: [(input, output gradient), ...]}`` for every call of a layer whose
+        output reached the loss. The output gradients come from one ``torch.autograd.grad`` call over all the
+        outputs (no per-tensor Python hooks). Autograd computes only what those gradients need: no weight gradient
+        of any layer (``torch.autograd.grad`` prunes the parameters' branches), and ``.grad`` is left alone.
+        """
+        self._calls = []
         self._active = True
         try:
-            for p in self._params:
-                p.requires_grad_(False)
             logits = self.model(x)
             loss = loss_fn(logits, y)
             # loss is a mean over the batch (as Opacus's loss_reduction="mean"): scale so that each sample's
             # backprop is the gradient of its own loss.
-            (loss * len(x)).backward()
+            calls = self._calls
+            grads = torch.autograd.grad(loss * len(x), [out for _, _, out in calls], allow_unused=True) if calls else ()
         finally:
             self._active = False
-            for p, flag in zip(self._params, saved):
-                p.requires_grad_(flag)
-        return float(loss.detach())
+            self._calls = []
+        records: dict[nn.Module, list] = {}
+        for (module, a, _), b in zip(calls, grads):
+            if b is not None:  # None: this call's output did not reach the loss
+                records.setdefault(module, []).append((a, b))
+        return float(loss.detach()), records
 
-    def _stacked(self, module, n):
-        """Inputs (N, T, d_in) and output gradients (N, T, d_out) of all calls of ``module`` (None if unused)."""
+    @staticmethod
+    def _stacked(module, calls, n):
+        """Inputs (N, T, d_in) (token ids (N, T) for embeddings) and output gradients (N, T, d_out) of all calls."""
         a_list, b_list = [], []
-        for rec in self._records.get(module, []):
-            if rec["b"] is None:
-                continue  # this call's output did not reach the loss
-            a, b = rec["a"], rec["b"]
+        for a, b in calls:
             if a.shape[0] != n or b.shape[0] != n:
                 raise UnsupportedLayerError(
                     f"Layer {type(module).__name__} was called on a tensor whose first dimension ({a.shape[0]}) is not the "
                     f"batch size ({n}); the fast DP engine needs batch-first inputs."
                 )
-            if isinstance(module, nn.Embedding):
-                a_list.append(a.reshape(n, -1))
-            else:
-                a_list.append(a.reshape(n, -1, a.shape[-1]))
+            a_list.append(a.reshape(n, -1) if isinstance(module, nn.Embedding) else a.reshape(n, -1, a.shape[-1]))
             b_list.append(b.reshape(n, -1, b.shape[-1]))
-        if not a_list:
-            return None, None
         if len(a_list) == 1:
             return a_list[0], b_list[0]
         if a_list[0].dim() == 3 and a_list[0].shape[1] == 1:  # one call per step (RNN): stack instead of cat
             return torch.stack([t[:, 0] for t in a_list], 1), torch.stack([t[:, 0] for t in b_list], 1)
         return torch.cat(a_list, 1), torch.cat(b_list, 1)
 
-    def _collect(self, n):
-        """``[(module, a, b)]`` for every layer whose output reached the loss."""
+    def _layers(self, records, n):
+        """``[(module, kind, data)]`` with what the norms and the book-keeping need, per layer that reached the loss.
+
+        * Linear on vectors: ``("vector", (a (N, d_in), b (N, d_out)))``;
+        * Linear on sequences / called several times: ``("sequence", (a (N, T, d_in), b (N, T, d_out)))``;
+        * Embedding: ``("rows", (sample (U,), token (U,), rows (U, d)))``: the gradient of every distinct
+          (sample, token) pair, ``sum_{t: id_t = token} b_t``, with the padding row zeroed; a sample's embedding
+          gradient *is* its rows, so its squared norm is the sum of their squared norms and the clipped sum is one
+          ``index_add``. This costs O(N T d) plus a sort of the N T ids, instead of the O(N T^2 d) of a Gram matrix
+          over the sample's tokens.
+        """
         out = []
         for _, module in self.layers:
-            a, b = self._stacked(module, n)
-            if a is not None:
-                out.append((module, a if isinstance(module, nn.Embedding) else a.to(b.dtype), b))
-        self._records = {}
+            calls = records.get(module)
+            if not calls:
+                continue
+            a, b = self._stacked(module, calls, n)
+            if isinstance(module, nn.Embedding):
+                vocab, dim = module.num_embeddings, b.shape[-1]
+                keys = a + vocab * torch.arange(n, device=a.device).unsqueeze(1)
+                if module.padding_idx is not None:  # the padding row gets no gradient: pool all padding in key -1
+                    keys.masked_fill_(a == module.padding_idx, -1)
+                unique, inverse = torch.unique(keys.reshape(-1), return_inverse=True)
+                rows = b.new_zeros(len(unique), dim).index_add_(0, inverse, b.reshape(-1, dim))
+                if len(unique) and bool(unique[0] < 0):  # sorted: the padding key comes first; drop it
+                    unique, rows = unique[1:], rows[1:]
+                sample, token = unique.div(vocab, rounding_mode="floor"), unique.remainder(vocab)
+                out.append((module, "rows", (sample, token, rows)))
+            elif a.shape[1] == 1:
+                out.append((module, "vector", (a[:, 0].to(b.dtype), b[:, 0])))
+            else:
+                out.append((module, "sequence", (a.to(b.dtype), b)))
         return out
 
     @staticmethod
-    def _linear_sq_norms(module: nn.Linear, a, b):
+    def _sq_norms_of(module, kind, data, n) -> dict:
+        """``{parameter: per-sample squared gradient norms (N,)}`` for one layer."""
         out = {}
-        if a.shape[1] == 1:  # vectors: ||b a^T||^2 = ||b||^2 ||a||^2
-            bb = b[:, 0].pow(2).sum(1)
+        if kind == "rows":
+            sample, _, rows = data
             if module.weight.requires_grad:
-                out[module.weight] = bb * a[:, 0].pow(2).sum(1)
+                out[module.weight] = rows.new_zeros(n).index_add_(0, sample, rows.pow(2).sum(1))
+            return out
+        a, b = data
+        if kind == "vector":  # ||b a^T||^2 = ||b||^2 ||a||^2
+            bb = torch.linalg.vecdot(b, b)
+            if module.weight.requires_grad:
+                out[module.weight] = bb * torch.linalg.vecdot(a, a)
             if module.bias is not None and module.bias.requires_grad:
                 out[module.bias] = bb
             return out
-        if module.weight.requires_grad:  # ghost norm: sum_{t,s} <a_t, a_s><b_t, b_s>
-            out[module.weight] = (torch.bmm(a, a.transpose(1, 2)) * torch.bmm(b, b.transpose(1, 2))).sum((1, 2)).clamp(min=0)
+        if module.weight.requires_grad:
+            t, d_in, d_out = a.shape[1], a.shape[2], b.shape[2]
+            if t * t <= d_in * d_out:  # ghost norm: sum_{t,s} <a_t, a_s><b_t, b_s>
+                gram = torch.bmm(a, a.transpose(1, 2)).mul_(torch.bmm(b, b.transpose(1, 2)))
+                out[module.weight] = gram.sum((1, 2)).clamp_(min=0)
+            else:  # short, wide layers: the per-sample gradient b_n^T a_n is the smaller object (book-keeping's rule)
+                out[module.weight] = torch.bmm(b.transpose(1, 2), a).pow(2).sum((1, 2))
         if module.bias is not None and module.bias.requires_grad:
             out[module.bias] = b.sum(1).pow(2).sum(1)
         return out
 
-    @staticmethod
-    def _embedding_sq_norms(module: nn.Embedding, ids, b):
-        same = ids.unsqueeze(2) == ids.unsqueeze(1)
-        if module.padding_idx is not None:  # the padding row gets no gradient
-            same &= (ids != module.padding_idx).unsqueeze(2)
-        same = same.to(b.dtype)
-        return {module.weight: (torch.bmm(b, b.transpose(1, 2)) * same).sum((1, 2)).clamp(min=0)}
-
-    def _sq_norms(self, collected):
+    def _sq_norms(self, layers, n) -> dict:
         sq = {}
-        for module, a, b in collected:
-            if isinstance(module, nn.Embedding):
-                if module.weight.requires_grad:
-                    sq.update(self._embedding_sq_norms(module, a, b))
-            else:
-                sq.update(self._linear_sq_norms(module, a, b))
+        for module, kind, data in layers:
+            sq.update(self._sq_norms_of(module, kind, data, n))
         return sq
 
     def per_sample_norms(self, x, y, *, loss_fn: Callable | None = None, by_parameter: bool = False):
         """Per-sample gradient norms (N,) of the mean loss's summands, or a dict ``{parameter name: (N,)}``."""
         loss_fn = loss_fn or nn.functional.cross_entropy
-        self._backward(x, y, loss_fn)
-        sq = self._sq_norms(self._collect(len(x)))
+        _, records = self._backward(x, y, loss_fn)
+        sq = self._sq_norms(self._layers(records, len(x)), len(x))
         if by_parameter:
             names = {p: name for name, p in self.model.named_parameters()}
             return {names[p]: v.sqrt() for p, v in sq.items()}
         return torch.stack(list(sq.values())).sum(0).sqrt() if sq else torch.zeros(len(x))
 
-    def clipped_grad(self, x, y, *, loss_fn: Callable | None = None) -> dict:
-        """Set every trainable parameter's ``.grad`` to the sum over the batch of its clipped per-sample gradients.
+    def clipped_grad(self, x, y, *, loss_fn: Callable | None = None, scale: float = 1.0, accumulate: bool = False) -> dict:
+        """Put ``scale`` times the sum over the batch of the clipped per-sample gradients into every ``.grad``.
 
-        Returns ``{"loss": mean loss, "norms": per-sample norms before clipping (N,), "clip_factors": (N,)}``.
+        Parameters
+        ----------
+        x, y : torch.Tensor
+            A batch (batch-first) and its targets.
+        loss_fn : callable, optional
+            ``loss_fn(logits, y)``, a **mean** over the batch; cross-entropy by default.
+        scale : float
+            Multiplies the clipped sum (``1 / expected batch size`` in DP-SGD), at no extra cost.
+        accumulate : bool
+            Add to the existing ``.grad`` (e.g. the noise already drawn there) instead of replacing it.
+
+        Returns
+        -------
+        dict
+            ``{"loss": mean loss, "norms": per-sample norms before clipping (N,), "clip_factors": (N,)}``.
         """
         loss_fn = loss_fn or nn.functional.cross_entropy
         n = len(x)
-        loss = self._backward(x, y, loss_fn)
-        collected = self._collect(n)
-        sq = self._sq_norms(collected)
-        norms = torch.stack(list(sq.values())).sum(0).sqrt() if sq else torch.zeros(n)
-        factors = (self.max_grad_norm / (norms + _CLIP_EPS)).clamp(max=1.0)
-        for p in self._params:
-            p.grad = None
-        for module, a, b in collected:
-            cb = b * factors.to(b.dtype).view(n, 1, 1)
-            if isinstance(module, nn.Embedding):
-                if module.weight.requires_grad:
-                    grad = torch.zeros_like(module.weight)
-                    grad.index_add_(0, a.reshape(-1), cb.reshape(-1, cb.shape[-1]))
-                    if module.padding_idx is not None:
-                        grad[module.padding_idx] = 0
-                    module.weight.grad = grad
-            else:
-                if module.weight.requires_grad:
-                    module.weight.grad = cb.reshape(-1, cb.shape[-1]).T @ a.reshape(-1, a.shape[-1])
-                if module.bias is not None and module.bias.requires_grad:
-                    module.bias.grad = cb.sum((0, 1))
-        for p in self._params:  # layers whose output did not reach the loss contribute nothing
-            if p.grad is None:
+        loss, records = self._backward(x, y, loss_fn)
+        layers = self._layers(records, n)
+        sq = self._sq_norms(layers, n)
+        norms = sum(sq.values()).sqrt() if sq else torch.zeros(n)
+        factors = (self.max_grad_norm / (norms + _CLIP_EPS)).clamp_(max=1.0)
+        for p in self.parameters:
+            if not accumulate or p.grad is None:
                 p.grad = torch.zeros_like(p)
-        return {"loss": loss, "norms": norms.detach(), "clip_factors": factors.detach()}
+        weights, alpha = factors, float(scale)  # the scale rides along as alpha in the contractions below
+        for module, kind, data in layers:  # book-keeping: one contraction per layer with the clip factors
+            weight, bias = module.weight, getattr(module, "bias", None)
+            if kind == "rows":
+                sample, token, rows = data
+                if weight.requires_grad:
+                    weight.grad.index_add_(0, token, rows * weights[sample].unsqueeze(1), alpha=alpha)
+                continue
+            a, b = data
+            if weight.requires_grad:  # sum_n w_n b_n^T a_n (summed over the positions t of sequences)
+                wb = b * (weights.view(n, 1) if kind == "vector" else weights.view(n, 1, 1))
+                weight.grad.addmm_(wb.reshape(-1, wb.shape[-1]).T, a.reshape(-1, a.shape[-1]), alpha=alpha)
+            if bias is not None and bias.requires_grad:  # sum_n w_n sum_t b_nt
+                bias.grad.addmv_((b if kind == "vector" else b.sum(1)).T, weights, alpha=alpha)
+        return {"loss": loss, "norms": norms, "clip_factors": factors}
 
 
 def per_sample_grad_norms_reference(model: nn.Module, x, y, *, loss_fn: Callable | None = None) -> torch.Tensor:
