@@ -7,19 +7,24 @@ backward pass on the re-weighted loss. This engine (in the spirit of eDP-SGD and
 book-keeping, "Differentially private optimization on large model at small cost", ICML 2023) needs a single
 forward and a single backward pass that computes **only activation gradients**:
 
-1. forward: hooks keep each layer's input ``a`` (N, T, d_in) and the gradient ``b`` (N, T, d_out) of its
-   output arrives through a tensor hook; the layer's own weight gradients are *not* computed by autograd
-   (its parameters are switched to ``requires_grad=False`` for the pass);
+1. forward: hooks keep each layer's input ``a`` (N, T, d_in) and its output; one ``torch.autograd.grad`` call
+   then returns the gradient ``b`` (N, T, d_out) of every layer output, and nothing else: autograd prunes
+   the weight gradients, which are never computed;
 2. per-sample squared norms, layer by layer, without forming ``g_n``:
 
    * ``nn.Linear`` on vectors: ``||b_n||^2 ||a_n||^2`` (+ ``||b_n||^2`` for the bias);
    * ``nn.Linear`` on sequences, or called several times per forward (the GRU's hidden projection, once per
      step; the calls are stacked along T): the Gram-matrix ("ghost") trick
-     ``||sum_t b_t a_t^T||^2 = sum_{t,s} <a_t, a_s> <b_t, b_s>``; bias ``||sum_t b_t||^2``;
-   * ``nn.Embedding`` (with any pooling after it): ``sum_{i,j} [id_i == id_j] <b_i, b_j>`` over the
-     sample's non-padding tokens, never forming the vocab x dim gradient;
-3. book-keeping: the clipped sum is one contraction per layer, ``W.grad = (c * b)^T a`` with
-   ``c_n = min(1, C / (||g_n|| + 1e-6))`` (Opacus's clip factor), and an ``index_add`` for embeddings.
+     ``||sum_t b_t a_t^T||^2 = sum_{t,s} <a_t, a_s> <b_t, b_s>`` when ``T^2 <= d_in d_out``, else the
+     per-sample gradient itself (book-keeping's hybrid rule); bias ``||sum_t b_t||^2``;
+   * ``nn.Embedding`` (with any pooling after it): the sample's gradient has one non-zero row per distinct
+     token ``v``, ``sum_{t: id_t = v} b_t``; one sort of the batch's (sample, token) keys and one
+     ``index_add`` give all those rows, so the norm costs O(N T d), never a vocab x dim gradient nor a
+     T x T Gram matrix; the padding row gets no gradient, as in ``nn.Embedding``;
+3. book-keeping: the clipped sum is one contraction per layer, ``W.grad += (c * b)^T a`` with
+   ``c_n = min(1, C / (||g_n|| + 1e-6))`` (Opacus's clip factor), and an ``index_add`` of the rows for
+   embeddings. :func:`workbench.privacy.dp.train` first draws the Gaussian noise straight into the gradient
+   buffers (:class:`workbench.privacy.noise.NoisyGradients`), so the engine accumulates onto it.
 
 The recurrent layer is handled by unrolling: :class:`workbench.textmodels.RecurrentClassifier` builds its
 GRU from two ``nn.Linear`` layers, so the GRU reduces to the Linear rules above.
@@ -29,11 +34,12 @@ Why not Opacus's extension points? Opacus lets one register per-layer *norm samp
 but that module always re-runs backward to form the clipped gradient (so it cannot reach ~1x cost), and it
 refuses layers called more than once per forward ("Parameter tying is not supported with Ghost Clipping"),
 which rules out the unrolled GRU's hidden projection (called once per time step); its per-parameter
-``_norm_sample`` slot holds one norm per call, not the norm of the summed gradient. Book-keeping also needs the activations and backprops after the norms are known, which the
-``GradSampleModule`` API frees. We therefore use our own hooks here, and reuse Opacus for everything
-else: the accountant (:mod:`workbench.privacy.accounting`), Poisson sampling
-(``opacus.utils.uniform_sampler.UniformWithReplacementSampler``) and the noise semantics of
-``DPOptimizer`` (Gaussian noise with std ``sigma * C`` on the clipped sum, divided by the expected batch size).
+``_norm_sample`` slot holds one norm per call, not the norm of the summed gradient. Book-keeping also needs
+the activations and backprops after the norms are known, which the ``GradSampleModule`` API frees. We
+therefore use our own hooks here, and reuse Opacus for everything else: the accountant
+(:mod:`workbench.privacy.accounting`), Poisson sampling (``opacus.utils.uniform_sampler.UniformWithReplacementSampler``)
+and the noise semantics of ``DPOptimizer`` (Gaussian noise with std ``sigma * C`` on the clipped sum, divided
+by the expected batch size; drawn by our own faster sampler, :mod:`workbench.privacy.noise`).
 
 Examples
 --------
