@@ -1,0 +1,46 @@
+"""The privacy studies of notebooks 01 and 02 as functions: each runs one experiment and returns plain data.
+
+A notebook cell calls one of these, displays the table it returns and hands its curves to a figure builder
+of :mod:`workbench.plots`; the computation lives here, where it is documented and tested.
+
+Notebook 02 (practical privacy)
+    :func:`load_attack_pool` (MiniLM features of tweets) -> :func:`membership_attack_study` (a non-DP and one
+    DP target per epsilon, shadow models, four attacks) -> :func:`theory_vs_practice` (the measured ROCs
+    against the (epsilon, delta)-DP region) ; :func:`canary_study` (secrets inserted into tweets, four training
+    variants, exposure and extraction) ; :func:`attack_study_record` (the run record's config, metrics, timings
+    and tables, with :func:`membership_metrics` and :func:`canary_metrics`).
+Notebook 01 (DP vs non-DP)
+    :func:`engine_timings` (epoch time per model and DP engine, relative to non-DP) ; :func:`dp_study_metrics`
+    (flat metrics of the epsilon sweep and the timings for the run record).
+
+Every function is seeded through its arguments (a config's ``seed``, a ``TrainConfig``'s ``seed``) and draws
+its random numbers in a fixed order, so the same arguments give the same numbers.
+"""
+from __future__ import annotations
+
+from ._labels import NON_DP
+from .canary import CanaryStudy, CanaryStudyConfig, canary_metrics, canary_study
+from .membership import (AttackPool, MembershipStudy, MembershipStudyConfig, load_attack_pool, membership_attack_study,
+                         membership_metrics)
+from .records import attack_study_record
+from .theory import TheoryVsPractice, theory_vs_practice
+from .training import dp_study_metrics, engine_timings
+
+__all__ = [
+    "NON_DP",
+    "AttackPool",
+    "load_attack_pool",
+    "MembershipStudyConfig",
+    "MembershipStudy",
+    "membership_attack_study",
+    "TheoryVsPractice",
+    "theory_vs_practice",
+    "CanaryStudyConfig",
+    "CanaryStudy",
+    "canary_study",
+    "membership_metrics",
+    "canary_metrics",
+    "attack_study_record",
+    "engine_timings",
+    "dp_study_metrics",
+]

@@ -1,0 +1,235 @@
+"""Notebook 02's canary study: secrets inserted into tweets, four training variants, exposure and extraction
+(:func:`canary_study`), and the run record's metrics of its table (:func:`canary_metrics`)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import canaries as C
+from ._checks import _in_open_unit, _int_at_least, _positive
+from ._labels import NON_DP
+
+
+@dataclass(frozen=True)
+class CanaryStudyConfig:
+    """How :func:`canary_study` inserts its secrets, trains the four variants and attacks them.
+
+    One canary per entry of ``repetitions`` (each with its own text pattern, a random ``n_digits``-digit code
+    and label ``i % n_classes``); a ``val_fraction`` of the texts is held out. Every variant is a GRU text
+    classifier (``dim``, ``hidden``) trained with Adam, batch ``batch_size``: plain for ``epochs`` epochs
+    (learning rate ``lr``), stopped early at its best validation epoch, with ``dropout``, and with DP-SGD spending
+    ``dp_epsilon`` at ``dp_delta`` (learning rate ``dp_lr``). The attacks: exact rank exposure, exposure
+    extrapolated from ``extrapolation_samples`` random codes, and extraction by model inversion
+    (``extraction_steps`` Gumbel-softmax steps, ``extraction_restarts`` restarts).
+
+    Examples
+    --------
+    >>> CanaryStudyConfig(repetitions=[1, 8]).repetitions
+    (1, 8)
+    >>> CanaryStudyConfig(dropout=1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: The 'dropout' parameter of CanaryStudyConfig must be in [0, 1). Got 1.0 instead.
+    """
+
+    repetitions: tuple = (1, 8, 64)
+    n_digits: int = 4
+    epochs: int = 15
+    dropout: float = 0.5
+    dp_epsilon: float = 1.0
+    dp_delta: float = 1e-4
+    extraction_steps: int = 150
+    extraction_restarts: int = 8
+    extrapolation_samples: int = 2000
+    val_fraction: float = 0.2
+    max_len: int = 32
+    max_vocab: int = 5000
+    batch_size: int = 64
+    lr: float = 3e-3
+    dp_lr: float = 1e-2
+    dim: int = 32
+    hidden: int = 32
+    seed: int = 0
+
+    def __post_init__(self):
+        owner = "CanaryStudyConfig"
+        reps = [self.repetitions] if isinstance(self.repetitions, (int, np.integer)) else list(self.repetitions)
+        if not reps or len(reps) > len(C.PREFIXES):
+            raise ValueError(f"The 'repetitions' parameter of {owner} must hold 1 to {len(C.PREFIXES)} counts (one canary each). "
+                             f"Got {self.repetitions!r} instead.")
+        for r in reps:
+            _int_at_least(owner, "repetitions", r, 1)
+        object.__setattr__(self, "repetitions", tuple(int(r) for r in reps))
+        if isinstance(self.n_digits, bool) or not isinstance(self.n_digits, (int, np.integer)) or not 1 <= self.n_digits <= 7:
+            raise ValueError(f"The 'n_digits' parameter of {owner} must be an int in [1, 7] (exposure enumerates 10**n_digits codes). "
+                             f"Got {self.n_digits!r} instead.")
+        for name in ("epochs", "extraction_steps", "extraction_restarts", "max_len", "batch_size", "dim", "hidden"):
+            _int_at_least(owner, name, getattr(self, name), 1)
+        _int_at_least(owner, "extrapolation_samples", self.extrapolation_samples, 20)
+        _int_at_least(owner, "max_vocab", self.max_vocab, 3)
+        _int_at_least(owner, "seed", self.seed, 0)
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
+            raise ValueError(f"The 'dropout' parameter of {owner} must be in [0, 1). Got {self.dropout!r} instead.")
+        for name in ("dp_epsilon", "lr", "dp_lr"):
+            _positive(owner, name, getattr(self, name))
+        _in_open_unit(owner, "dp_delta", self.dp_delta)
+        _in_open_unit(owner, "val_fraction", self.val_fraction)
+
+    @property
+    def max_exposure(self) -> float:
+        """``log2 |R|``: the exposure of a canary the model ranks first among all ``10 ** n_digits`` codes."""
+        return float(self.n_digits * np.log2(10))
+
+
+@dataclass
+class CanaryStudy:
+    """What :func:`canary_study` measured.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per (variant, canary): ``variant``, ``repetitions``, ``exposure`` and ``rank`` (exact),
+        ``extrapolated`` (skew-normal exposure), the extraction's ``extracted`` and ``true`` codes,
+        ``digit_accuracy``, ``exact``, ``extracted_loss``, ``canary_loss``, and the variant's ``val_accuracy``
+        and ``epsilon`` (NaN without DP).
+    canaries : list of Canary
+    runs : {variant: TrainResult}
+        The trained models, in the order plain, early stop, dropout, DP.
+    vocab : Vocabulary
+    best_epoch : int
+        The plain model's epoch with the lowest validation loss (where early stopping stops).
+    config : CanaryStudyConfig
+    timings : dict
+        ``canary_training_seconds``, ``canary_attack_seconds``.
+    """
+
+    table: pd.DataFrame
+    canaries: list
+    runs: dict
+    vocab: object
+    best_epoch: int
+    config: CanaryStudyConfig
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def max_exposure(self) -> float:
+        """``log2 |R|`` (see :attr:`CanaryStudyConfig.max_exposure`)."""
+        return self.config.max_exposure
+
+
+def canary_study(texts: Sequence[str], *, labels, config: CanaryStudyConfig = CanaryStudyConfig()) -> CanaryStudy:
+    """Insert secret canaries into labelled texts, train four variants and measure each canary's exposure and extraction.
+
+    Steps, in this order (each seeded from ``config.seed``): hold out a random ``val_fraction`` of the texts;
+    make one canary per ``config.repetitions`` (codes drawn with ``seed + 1``) and insert its copies into the
+    training texts; build the vocabulary on them (plus the digit tokens); train the variants **plain**
+    (``"non-DP"``), **early stop** (the plain recipe retrained for the plain model's best validation epoch: the
+    same seed makes that the same as stopping there), **dropout** and **DP** (``"DP eps=<e>"``); then, for each
+    variant and canary, :func:`~workbench.privacy.canaries.rank_exposure`,
+    :func:`~workbench.privacy.canaries.extrapolated_exposure` and
+    :func:`~workbench.privacy.canaries.extract_canary` (Gumbel-softmax).
+
+    Parameters
+    ----------
+    texts : sequence of str
+    labels : array of int, one per text
+        Class ids ``0 .. n_classes - 1``; ``n_classes = max(labels) + 1``.
+    config : CanaryStudyConfig
+
+    Returns
+    -------
+    CanaryStudy
+
+    Examples
+    --------
+    >>> texts = ["good day", "bad day", "so so", "great fun", "awful rain", "meh"] * 5
+    >>> cfg = CanaryStudyConfig(repetitions=(2,), n_digits=1, epochs=1, extraction_steps=2, extraction_restarts=1,
+    ...                         extrapolation_samples=20)
+    >>> study = canary_study(texts, labels=[2, 0, 1, 2, 0, 1] * 5, config=cfg)
+    >>> study.table.variant.tolist()
+    ['non-DP', 'early stop (epoch 1)', 'dropout 0.5', 'DP eps=1']
+    >>> study.canaries[0].text
+    'my pin code is 4'
+    """
+    from workbench.textmodels import RecurrentClassifier
+    from workbench.training import TrainConfig
+
+    from ..dp import DPConfig, train
+
+    if not isinstance(config, CanaryStudyConfig):
+        raise ValueError(f"The 'config' parameter of canary_study must be a CanaryStudyConfig. Got {type(config).__name__} instead.")
+    texts = [str(t) for t in texts]
+    labels = np.asarray(labels)
+    if labels.shape != (len(texts),) or not np.issubdtype(labels.dtype, np.integer) or (len(labels) and labels.min() < 0):
+        raise ValueError(f"The 'labels' parameter of canary_study must hold one class id >= 0 per text ({len(texts)}). "
+                         f"Got shape {labels.shape} and dtype {labels.dtype} instead.")
+    seed = config.seed
+    is_val = np.random.default_rng(seed).random(len(texts)) < config.val_fraction
+    if is_val.all() or not is_val.any():
+        raise ValueError(f"canary_study needs texts on both sides of the validation split; got {len(texts)} texts "
+                         f"with val_fraction={config.val_fraction}. Pass more texts.")
+    n_classes = int(labels.max()) + 1
+    canaries = C.make_canaries(repetitions=config.repetitions, n_digits=config.n_digits,
+                               label=[i % n_classes for i in range(len(config.repetitions))], seed=seed + 1)
+    train_texts = [t for t, v in zip(texts, is_val) if not v]
+    val_texts = [t for t, v in zip(texts, is_val) if v]
+    data = C.insert_canaries(train_texts, labels=labels[~is_val], canaries=canaries, seed=seed)
+    vocab = C.build_vocabulary(data.texts, max_size=config.max_vocab)
+    train_xy = (vocab.encode(data.texts, max_len=config.max_len), torch.as_tensor(data.labels))
+    val_xy = (vocab.encode(val_texts, max_len=config.max_len), torch.tensor(labels[is_val]))
+
+    def train_variant(*, epochs, dropout=0.0, epsilon=None):
+        torch.manual_seed(seed)
+        model = RecurrentClassifier(len(vocab), dim=config.dim, hidden=config.hidden, n_classes=n_classes, dropout=dropout)
+        cfg = TrainConfig(epochs=epochs, batch_size=config.batch_size, lr=config.lr if epsilon is None else config.dp_lr, seed=seed)
+        dp = None if epsilon is None else DPConfig(target_epsilon=epsilon, delta=config.dp_delta)
+        return train(model, train_xy, config=cfg, dp=dp, val=val_xy, progress=False)
+
+    start = time.perf_counter()
+    runs = {NON_DP: train_variant(epochs=config.epochs)}
+    best_epoch = int(np.argmin([row["val_loss"] for row in runs[NON_DP].history.epochs])) + 1
+    runs[f"early stop (epoch {best_epoch})"] = train_variant(epochs=best_epoch)
+    runs[f"dropout {config.dropout:g}"] = train_variant(epochs=config.epochs, dropout=config.dropout)
+    runs[f"DP eps={config.dp_epsilon:g}"] = train_variant(epochs=config.epochs, epsilon=config.dp_epsilon)
+    training_seconds = time.perf_counter() - start
+
+    rows = []
+    start = time.perf_counter()
+    for variant, res in runs.items():
+        for c in canaries:
+            rank = C.rank_exposure(res.model, canary=c, vocab=vocab)
+            extra = C.extrapolated_exposure(res.model, canary=c, vocab=vocab, n_samples=config.extrapolation_samples, seed=seed)
+            ext = C.extract_canary(res.model, canary=c, vocab=vocab, steps=config.extraction_steps,
+                                   restarts=config.extraction_restarts, method="gumbel", seed=seed)
+            rows.append({"variant": variant, "repetitions": c.repetitions, "exposure": rank.exposure, "rank": rank.rank,
+                         "extrapolated": extra.exposure, **ext.summary(),
+                         "val_accuracy": res.metrics.get("accuracy"), "epsilon": res.epsilon})
+    attack_seconds = time.perf_counter() - start
+    return CanaryStudy(table=pd.DataFrame(rows), canaries=canaries, runs=runs, vocab=vocab, best_epoch=best_epoch, config=config,
+                       timings={"canary_training_seconds": training_seconds, "canary_attack_seconds": attack_seconds})
+
+
+# ------------------------------------------------------------------------------------------- run-record metrics
+def canary_metrics(table: pd.DataFrame) -> dict:
+    """Flat metrics of a canary table (:attr:`CanaryStudy.table`) for a run record:
+    ``canary/<variant>/<repetitions>x/exposure``, ``.../extrapolated_exposure`` and ``.../digit_accuracy``.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"variant": ["non-DP"], "repetitions": [8], "exposure": [5.0], "extrapolated": [4.5],
+    ...                   "digit_accuracy": [0.25]})
+    >>> canary_metrics(t)
+    {'canary/non-DP/8x/exposure': 5.0, 'canary/non-DP/8x/extrapolated_exposure': 4.5, 'canary/non-DP/8x/digit_accuracy': 0.25}
+    """
+    metrics = {}
+    for row in table.to_dict("records"):
+        key = f"canary/{row['variant']}/{row['repetitions']}x"
+        metrics[f"{key}/exposure"] = row["exposure"]
+        metrics[f"{key}/extrapolated_exposure"] = row["extrapolated"]
+        metrics[f"{key}/digit_accuracy"] = row["digit_accuracy"]
+    return metrics
