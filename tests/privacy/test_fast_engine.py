@@ -45,10 +45,15 @@ def materialised_grads(model, x, y):
     return params, out
 
 
+KERNELS = pytest.mark.parametrize("kernel", ["numba", "torch"])  # the two implementations of the embedding rule
+
+
+@KERNELS
 @pytest.mark.parametrize("name", ["bag", "gru", "mlp"])
-def test_every_per_sample_norm_matches_materialised(name):
+def test_every_per_sample_norm_matches_materialised(name, kernel):
     model, x, y = make(name)
-    engine = GhostClippingEngine(model, max_grad_norm=1.0)
+    engine = GhostClippingEngine(model, max_grad_norm=1.0, embedding_kernel=kernel)
+    assert engine.embedding_kernel == kernel
     by_param = engine.per_sample_norms(x, y, by_parameter=True)
     total = engine.per_sample_norms(x, y)
     engine.remove()
@@ -62,15 +67,16 @@ def test_every_per_sample_norm_matches_materialised(name):
     assert (expected_total > 0).all()
 
 
+@KERNELS
 @pytest.mark.parametrize("name", ["bag", "gru", "mlp"])
 @pytest.mark.parametrize("clip", [0.05, 1.0, 100.0])
-def test_clipped_sum_equals_opacus_hooks(name, clip):
+def test_clipped_sum_equals_opacus_hooks(name, clip, kernel):
     from opacus import GradSampleModule
     from opacus.optimizers import DPOptimizer
 
     model, x, y = make(name)
     twin = copy.deepcopy(model)
-    engine = GhostClippingEngine(model, max_grad_norm=clip)
+    engine = GhostClippingEngine(model, max_grad_norm=clip, embedding_kernel=kernel)
     out = engine.clipped_grad(x, y)
     engine.remove()
 
@@ -86,11 +92,12 @@ def test_clipped_sum_equals_opacus_hooks(name, clip):
     gsm._close()
 
 
+@KERNELS
 @pytest.mark.parametrize("name", ["bag", "gru"])
-def test_each_clipped_contribution_has_norm_at_most_c(name):
+def test_each_clipped_contribution_has_norm_at_most_c(name, kernel):
     model, x, y = make(name)
     clip = 0.1
-    engine = GhostClippingEngine(model, max_grad_norm=clip)
+    engine = GhostClippingEngine(model, max_grad_norm=clip, embedding_kernel=kernel)
     out = engine.clipped_grad(x, y)
     engine.remove()
     clipped = out["norms"] * out["clip_factors"]
@@ -177,9 +184,10 @@ def test_sequence_linear_norms_by_either_rule(t, d_in, d_out):
         torch.testing.assert_close(by_param[names[p]], torch.stack([g[j].norm() for g in grads]), atol=1e-5, rtol=1e-4)
 
 
-def test_scale_and_accumulate_add_onto_existing_gradients():
+@KERNELS
+def test_scale_and_accumulate_add_onto_existing_gradients(kernel):
     model, x, y = make("bag")
-    engine = GhostClippingEngine(model, max_grad_norm=0.1)
+    engine = GhostClippingEngine(model, max_grad_norm=0.1, embedding_kernel=kernel)
     engine.clipped_grad(x, y)
     plain = [p.grad.clone() for p in model.parameters()]
     start = [torch.full_like(p, 0.5) for p in model.parameters()]
@@ -189,3 +197,37 @@ def test_scale_and_accumulate_add_onto_existing_gradients():
     engine.remove()
     for p, s, g in zip(model.parameters(), start, plain):
         torch.testing.assert_close(p.grad, s + 0.25 * g)
+
+
+def test_numba_kernel_is_the_default_and_bad_kernel_names_are_rejected():
+    model, x, y = make("bag")
+    engine = GhostClippingEngine(model, max_grad_norm=1.0)
+    assert engine.embedding_kernel == "numba"  # numba is a dependency: "auto" must find it
+    engine.remove()
+    with pytest.raises(ValueError, match="'embedding_kernel'"):
+        GhostClippingEngine(model, max_grad_norm=1.0, embedding_kernel="cuda")
+
+
+@pytest.mark.parametrize("padding_idx", [None, 0, 7])
+def test_embedding_kernels_agree_with_and_without_padding(padding_idx):
+    """Both embedding rules, on a plain Embedding + sum-pooling model, with the padding row anywhere or absent."""
+    torch.manual_seed(3)
+    ids, y = token_batch()
+    ids[ids == 0] = 7 if padding_idx == 7 else 0
+    grads, norms = {}, {}
+    for kernel in ("numba", "torch"):
+        torch.manual_seed(3)
+        model = nn.Sequential(nn.Embedding(VOCAB, 6, padding_idx=padding_idx), nn.Flatten(), nn.Linear(L * 6, 3))
+        engine = GhostClippingEngine(model, max_grad_norm=0.5, embedding_kernel=kernel)
+        out = engine.clipped_grad(ids, y)
+        engine.remove()
+        grads[kernel], norms[kernel] = model[0].weight.grad.clone(), out["norms"]
+        if padding_idx is not None:
+            assert (model[0].weight.grad[padding_idx] == 0).all()
+    torch.testing.assert_close(norms["numba"], norms["torch"], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(grads["numba"], grads["torch"], atol=1e-6, rtol=1e-5)
+    torch.manual_seed(3)
+    ref = nn.Sequential(nn.Embedding(VOCAB, 6, padding_idx=padding_idx), nn.Flatten(), nn.Linear(L * 6, 3))
+    params, per_sample = materialised_grads(ref, ids, y)
+    expected = torch.stack([torch.sqrt(sum(g.pow(2).sum() for g in gs)) for gs in per_sample])
+    torch.testing.assert_close(norms["numba"], expected, atol=1e-5, rtol=1e-4)
