@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from ._cores import usable_cores
 from .results import RECORD_NAME, load_record, save_record, to_jsonable
 
 __all__ = [
@@ -468,7 +469,7 @@ def _share_cores(jobs: int) -> None:
     parallel runs oversubscribe the machine (measured: a notebook taking 80 s alone took 290 s beside another).
     A value the user already set wins.
     """
-    threads = str(max(1, (os.cpu_count() or 1) // jobs))
+    threads = str(max(1, usable_cores() // jobs))
     for name in _THREAD_VARIABLES:
         os.environ.setdefault(name, threads)
 

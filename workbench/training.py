@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["TrainConfig", "History", "fit", "evaluate", "predict", "set_seed", "as_tensors", "torch_threads"]
+__all__ = ["TrainConfig", "History", "EpochClock", "fit", "evaluate", "predict", "set_seed", "as_tensors", "torch_threads"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 _OPTIMIZERS = ("adam", "sgd")
@@ -83,6 +83,22 @@ class History:
         """Process CPU time (all threads) per epoch; above ``seconds_per_epoch`` when several cores worked."""
         values = [e["cpu_seconds"] for e in self.epochs if "cpu_seconds" in e]
         return float(np.mean(values)) if values else float("nan")
+
+
+class EpochClock:
+    """Wall and process CPU time since creation, as the ``seconds`` / ``cpu_seconds`` of an epoch's history row.
+
+    Examples
+    --------
+    >>> sorted(EpochClock().elapsed())
+    ['cpu_seconds', 'seconds']
+    """
+
+    def __init__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def elapsed(self) -> dict[str, float]:
+        return {"seconds": time.perf_counter() - self.wall, "cpu_seconds": time.process_time() - self.cpu}
 
 
 def set_seed(seed: int) -> torch.Generator:
@@ -190,7 +206,7 @@ def fit(
     history = History()
     for epoch in tqdm(range(1, config.epochs + 1), desc="training", unit="epoch", disable=not progress):
         model.train()
-        start, cpu_start, total, count = time.perf_counter(), time.process_time(), 0.0, 0
+        clock, total, count = EpochClock(), 0.0, 0
         for idx in _batches(len(X), config.batch_size, shuffle=True, generator=generator):
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model(X[idx]), y[idx], idx)
@@ -198,8 +214,7 @@ def fit(
             optimizer.step()
             total += float(loss.detach()) * len(idx)
             count += len(idx)
-        row = {"epoch": epoch, "train_loss": total / count, "seconds": time.perf_counter() - start,
-               "cpu_seconds": time.process_time() - cpu_start}
+        row = {"epoch": epoch, "train_loss": total / count, **clock.elapsed()}
         if val is not None:
             row.update({f"val_{k}": v for k, v in evaluate(model, val).items()})
         history.epochs.append(row)

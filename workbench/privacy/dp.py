@@ -32,8 +32,6 @@ Examples
 from __future__ import annotations
 
 import math
-import os
-import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -41,7 +39,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from workbench.training import History, TrainConfig, _batches, _make_optimizer, as_tensors, evaluate, fit, set_seed
+from workbench._cores import usable_cores
+from workbench.training import EpochClock, History, TrainConfig, _batches, _make_optimizer, as_tensors, evaluate, fit, set_seed
 
 from .accounting import ACCOUNTANTS, compute_epsilon, noise_for_epsilon
 
@@ -52,13 +51,6 @@ PREFETCH_MIN_PARAMETERS = 2**16
 
 #: Accepted values of ``DPConfig.engine``.
 ENGINES = ("fast", "opacus-hooks", "opacus-ghost")
-
-
-def _usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _positive_number(value) -> bool:
@@ -148,7 +140,7 @@ class DPConfig:
         """
         if self.noise_prefetch is not None:
             return self.noise_prefetch
-        return self.engine == "fast" and n_parameters >= PREFETCH_MIN_PARAMETERS and _usable_cores() > torch.get_num_threads()
+        return self.engine == "fast" and n_parameters >= PREFETCH_MIN_PARAMETERS and usable_cores() > torch.get_num_threads()
 
 
 @dataclass
@@ -268,9 +260,8 @@ def _epsilon(sigma, q, steps, dp):
     return compute_epsilon(noise_multiplier=sigma, sample_rate=q, steps=steps, delta=dp.delta, accountant=dp.accountant)
 
 
-def _end_epoch(history, epoch, model, *, total, count, seconds, cpu_seconds, sigma, q, steps, dp, val):
-    row = {"epoch": epoch, "train_loss": total / max(count, 1), "seconds": seconds, "cpu_seconds": cpu_seconds,
-           "epsilon": _epsilon(sigma, q, steps, dp)}
+def _end_epoch(history, epoch, model, *, total, count, clock, sigma, q, steps, dp, val):
+    row = {"epoch": epoch, "train_loss": total / max(count, 1), **clock.elapsed(), "epsilon": _epsilon(sigma, q, steps, dp)}
     if val is not None:
         row.update({f"val_{k}": v for k, v in evaluate(model, val).items()})
     history.epochs.append(row)
@@ -291,19 +282,17 @@ def _train_fast(model, X, y, *, config, dp, schedule, val, loss_fn, progress):
     expected_batch = int(n * q)  # as opacus.PrivacyEngine.make_private, with or without Poisson sampling
     std = sigma * dp.max_grad_norm / expected_batch
     params = engine.parameters
-    # One flat gradient buffer for all parameters, each .grad a view of it. Every step draws the noise
-    # N(0, (sigma C / B)^2) straight into it with one call and the engine then adds the clipped sum times 1/B
-    # on top (Opacus: (sum_n clip(g_n) + N(0, (sigma C)^2)) / B): no zero fill, no separate add or divide
-    # pass and no allocation per step. For large embedding tables the noise is most of DP's cost per step.
-    history, steps = History(), 0
-    # Faster than torch.normal_ (see workbench.privacy.noise); keyed from the run's seed, so runs repeat, and
-    # a stream of its own, so the batches are the ones the other engines draw from `generator`.
-    grads = None
+    # The gradients live in NoisyGradients' flat buffers: each step they already hold N(0, (sigma C / B)^2),
+    # drawn by a sampler faster than torch.normal_ (keyed from the run's seed, a stream apart from `generator`,
+    # so the batches match the other engines'), and the engine adds the clipped sum times 1/B on top, as
+    # Opacus's (sum_n clip(g_n) + N(0, (sigma C)^2)) / B. No zero fill, no add or divide pass, no allocation.
+    prefetch = dp.resolved_noise_prefetch(sum(p.numel() for p in params))
+    history, steps, grads = History(), 0, None
     try:
-        grads = NoisyGradients(params, std=std, seed=config.seed % 2**63, prefetch=dp.resolved_noise_prefetch(sum(p.numel() for p in params)))
+        grads = NoisyGradients(params, std=std, seed=config.seed % 2**63, prefetch=prefetch)
         for epoch in tqdm(range(1, config.epochs + 1), desc="DP training (fast)", unit="epoch", disable=not progress):
             model.train()
-            start, cpu_start, total, count = time.perf_counter(), time.process_time(), 0.0, 0
+            clock, total, count = EpochClock(), 0.0, 0
             if dp.poisson_sampling:
                 batches = (torch.as_tensor(b, dtype=torch.long)
                            for b in UniformWithReplacementSampler(num_samples=n, sample_rate=q, generator=generator))
@@ -319,8 +308,7 @@ def _train_fast(model, X, y, *, config, dp, schedule, val, loss_fn, progress):
                     count += len(idx)
                 optimizer.step()
                 steps += 1
-            _end_epoch(history, epoch, model, total=total, count=count, seconds=time.perf_counter() - start,
-                       cpu_seconds=time.process_time() - cpu_start, sigma=sigma, q=q, steps=steps, dp=dp, val=val)
+            _end_epoch(history, epoch, model, total=total, count=count, clock=clock, sigma=sigma, q=q, steps=steps, dp=dp, val=val)
     finally:
         if grads is not None:
             grads.close()
@@ -379,7 +367,7 @@ def _train_opacus(model, X, y, *, config, dp, schedule, val, loss_fn, progress):
     try:
         for epoch in tqdm(range(1, config.epochs + 1), desc=f"DP training ({dp.engine})", unit="epoch", disable=not progress):
             private.train()
-            start, cpu_start, total, count = time.perf_counter(), time.process_time(), 0.0, 0
+            clock, total, count = EpochClock(), 0.0, 0
             for xb, yb, idx in dp_loader:
                 dp_optimizer.zero_grad(set_to_none=True)
                 logits = private(xb)
@@ -390,8 +378,7 @@ def _train_opacus(model, X, y, *, config, dp, schedule, val, loss_fn, progress):
                 if len(yb):
                     total += float(loss.item() if ghost else loss.detach()) * len(yb)
                     count += len(yb)
-            _end_epoch(history, epoch, model, total=total, count=count, seconds=time.perf_counter() - start,
-                       cpu_seconds=time.process_time() - cpu_start, sigma=sigma, q=q, steps=steps, dp=dp, val=val)
+            _end_epoch(history, epoch, model, total=total, count=count, clock=clock, sigma=sigma, q=q, steps=steps, dp=dp, val=val)
     finally:
         private._close()
     return history, steps

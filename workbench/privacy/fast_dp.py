@@ -237,7 +237,9 @@ class GhostClippingEngine:
 
         * Linear on vectors: ``("vector", (a (N, d_in), b (N, d_out)))``;
         * Linear on sequences / called several times: ``("sequence", (a (N, T, d_in), b (N, T, d_out)))``;
-        * Embedding: ``("rows", (sample (U,), token (U,), rows (U, d)))``: the gradient of every distinct
+        * Embedding with the compiled kernels: ``("ids", (ids (N, T), b (N, T, d), padding id or -1))``, which
+          :mod:`workbench.privacy._kernels` turn into norms and the clipped sum in one pass each;
+        * Embedding in torch: ``("rows", (sample (U,), token (U,), rows (U, d)))``: the gradient of every distinct
           (sample, token) pair, ``sum_{t: id_t = token} b_t``, with the padding row zeroed; a sample's embedding
           gradient *is* its rows, so its squared norm is the sum of their squared norms and the clipped sum is one
           ``index_add``. This costs O(N T d) plus a sort of the N T ids, instead of the O(N T^2 d) of a Gram matrix
@@ -270,15 +272,14 @@ class GhostClippingEngine:
                 out.append((module, "sequence", (a.to(b.dtype), b)))
         return out
 
-    @staticmethod
-    def _sq_norms_of(module, kind, data, n, kernels=None) -> dict:
+    def _sq_norms_of(self, module, kind, data, n) -> dict:
         """``{parameter: per-sample squared gradient norms (N,)}`` for one layer."""
         out = {}
         if kind == "ids":
             ids, b, pad = data
             if module.weight.requires_grad:
                 sq = b.new_empty(n)
-                kernels.embedding_sq_norms(ids.numpy(), b.detach().numpy(), pad, sq.numpy())
+                self._kernels.embedding_sq_norms(ids.numpy(), b.detach().numpy(), pad, sq.numpy())
                 out[module.weight] = sq
             return out
         if kind == "rows":
@@ -308,7 +309,7 @@ class GhostClippingEngine:
     def _sq_norms(self, layers, n) -> dict:
         sq = {}
         for module, kind, data in layers:
-            sq.update(self._sq_norms_of(module, kind, data, n, self._kernels))
+            sq.update(self._sq_norms_of(module, kind, data, n))
         return sq
 
     def per_sample_norms(self, x, y, *, loss_fn: Callable | None = None, by_parameter: bool = False):
@@ -319,7 +320,7 @@ class GhostClippingEngine:
         if by_parameter:
             names = {p: name for name, p in self.model.named_parameters()}
             return {names[p]: v.sqrt() for p, v in sq.items()}
-        return torch.stack(list(sq.values())).sum(0).sqrt() if sq else torch.zeros(len(x))
+        return _total_norms(sq, len(x))
 
     def clipped_grad(self, x, y, *, loss_fn: Callable | None = None, scale: float = 1.0, accumulate: bool = False) -> dict:
         """Put ``scale`` times the sum over the batch of the clipped per-sample gradients into every ``.grad``.
@@ -345,7 +346,7 @@ class GhostClippingEngine:
         loss, records = self._backward(x, y, loss_fn)
         layers = self._layers(records, n)
         sq = self._sq_norms(layers, n)
-        norms = sum(sq.values()).sqrt() if sq else torch.zeros(n)
+        norms = _total_norms(sq, n)
         factors = (self.max_grad_norm / (norms + _CLIP_EPS)).clamp_(max=1.0)
         for p in self.parameters:
             if not accumulate or p.grad is None:
@@ -375,6 +376,11 @@ class GhostClippingEngine:
             if bias is not None and bias.requires_grad:  # sum_n w_n sum_t b_nt
                 bias.grad.addmv_((b if kind == "vector" else b.sum(1)).T, weights, alpha=alpha)
         return {"loss": loss, "norms": norms, "clip_factors": factors}
+
+
+def _total_norms(sq: dict, n: int) -> torch.Tensor:
+    """Per-sample norms over all parameters from ``{parameter: squared norms (N,)}``."""
+    return sum(sq.values()).sqrt() if sq else torch.zeros(n)
 
 
 def per_sample_grad_norms_reference(model: nn.Module, x, y, *, loss_fn: Callable | None = None) -> torch.Tensor:
