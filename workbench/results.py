@@ -40,9 +40,14 @@ __all__ = [
     "library_versions",
     "to_jsonable",
     "default_output_dir",
+    "metric_key",
+    "METRIC_KEY_PATTERN",
 ]
 
 RECORD_NAME = "record.json"
+#: Metric names in run records: lower-case words joined by "_", levels joined by "/", numbers may hold a ".";
+#: e.g. ``dp/epsilon_8/accuracy``, ``lira_online/tpr_at_fpr_0.001``, ``non_dp/seconds_per_epoch``.
+METRIC_KEY_PATTERN = r"^[a-z0-9_.]+(/[a-z0-9_.]+)*$"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 _LIBRARIES = ("workbench", "torch", "opacus", "numpy", "pandas", "scikit-learn", "transformers", "papermill", "plotly")
@@ -87,6 +92,42 @@ def to_jsonable(value: Any) -> Any:
     return str(value)
 
 
+def metric_key(*parts: Any) -> str:
+    """Build a metric name in the records' one naming scheme from its parts (levels, outermost first).
+
+    Each part is lower-cased; spaces and hyphens become "_"; parts are joined by "/". Raises ``ValueError``
+    when the result still does not match :data:`METRIC_KEY_PATTERN`.
+
+    Examples
+    --------
+    >>> metric_key("non-DP", "Accuracy")
+    'non_dp/accuracy'
+    >>> metric_key("lira online", "tpr_at_fpr", 0.001)
+    'lira_online/tpr_at_fpr/0.001'
+    >>> metric_key("auc (%)")
+    Traceback (most recent call last):
+    ...
+    ValueError: Metric name 'auc_(%)' does not follow the naming scheme: lower-case words joined by '_', levels by '/', e.g. 'dp/epsilon_8/accuracy'.
+    """
+    import re
+
+    text = "/".join(str(p).strip().lower().replace(" ", "_").replace("-", "_") for p in parts)
+    if not re.match(METRIC_KEY_PATTERN, text):
+        raise ValueError(f"Metric name {text!r} does not follow the naming scheme: lower-case words joined by '_', "
+                         "levels by '/', e.g. 'dp/epsilon_8/accuracy'.")
+    return text
+
+
+def _flat_metrics(metrics: Mapping[str, Any], prefix: tuple = ()) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in metrics.items():
+        if isinstance(value, Mapping):
+            out.update(_flat_metrics(value, prefix + (key,)))
+        else:
+            out[metric_key(*prefix, key)] = value
+    return out
+
+
 def library_versions() -> dict[str, str | None]:
     """Installed versions of the libraries that shape a run's numbers."""
     versions = {"python": platform.python_version()}
@@ -110,6 +151,7 @@ def save_record(
     notebook: str | None = None,
     status: str = "completed",
     extra: Mapping[str, Any] | None = None,
+    tables: Mapping[str, Any] | None = None,
 ) -> Path:
     """Save one run's record atomically as ``<output_dir>/record.json`` and return its path.
 
@@ -120,7 +162,9 @@ def save_record(
     config : dataclass or mapping, optional
         The validated configuration of the run.
     metrics : mapping, optional
-        Final scalar metrics (these become ``metrics.*`` columns in :func:`collect`).
+        Final scalar metrics (these become ``metrics.*`` columns in :func:`collect`). Names follow one scheme
+        (:func:`metric_key`): nested mappings are flattened with "/", names are lower-cased and spaces or
+        hyphens become "_"; a name that still breaks the scheme raises ``ValueError``.
     history : list of mappings or object with ``to_records()``, optional
         Per-epoch (or per-round) metrics.
     timings : mapping, optional
@@ -133,6 +177,9 @@ def save_record(
     status : {"completed", "failed", "running"}
     extra : mapping, optional
         Anything else worth keeping (JSON-convertible).
+    tables : mapping of str to DataFrame or list of row mappings, optional
+        Named tidy tables (e.g. a scorecard), stored as lists of row dicts under ``record["tables"]``; the HTML
+        report shows them.
     """
     if status not in ("completed", "failed", "running"):
         raise ValueError(f"The 'status' parameter of save_record must be 'completed', 'failed' or 'running'. Got {status!r} instead.")
@@ -145,11 +192,12 @@ def save_record(
         "seed": seed,
         "parameters": parameters or {},
         "config": config if config is not None else {},
-        "metrics": metrics or {},
+        "metrics": _flat_metrics(metrics or {}),
         "history": history or [],
         "timings": timings or {},
         "versions": library_versions(),
         "extra": extra or {},
+        "tables": {str(k): (v.to_dict(orient="records") if hasattr(v, "to_dict") else list(v)) for k, v in (tables or {}).items()},
     }
     text = json.dumps(to_jsonable(record), indent=2, sort_keys=False, allow_nan=False)
     return atomic_write_text(Path(output_dir) / RECORD_NAME, text + "\n")
