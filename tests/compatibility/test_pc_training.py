@@ -108,3 +108,70 @@ def test_panel_builds_without_training_and_trains_on_click():
     assert "NFR 0.00%" in status.value  # a perfect "new model": nothing can regress
     buttons[0].click()  # trains one focal-distilled model
     assert "α=1, β=5" in status.value and "NFR" in status.value
+
+
+# ------------------------------------------------------------------------------------ text models, DP
+def _token_task(n=600, seed=0):
+    """Token ids whose class is decided by which of three marker tokens occurs most often."""
+    rng = np.random.default_rng(seed)
+    X = rng.integers(5, 40, size=(n, 12))
+    y = rng.integers(0, 3, n)
+    for i in range(n):
+        X[i, rng.choice(12, 3, replace=False)] = 2 + y[i]
+    X[:, 10:] = 0  # padding
+    return torch.as_tensor(X), torch.as_tensor(y)
+
+
+def test_text_model_through_the_same_front_door_matches_plain_fit():
+    from workbench.textmodels import BagOfEmbeddings
+
+    X, y = _token_task()
+    sc = pc.UpdateScenario(old_fraction=0.5, old_epochs=1, new_epochs=2, lr=0.01)
+    make = lambda seed: BagOfEmbeddings(40, dim=8, n_classes=3)  # noqa: E731
+    got = pc.train_new_model((X, y), scenario=sc, pc=pc.PCConfig(method="none"), seed=3, model_fn=make)
+    torch.manual_seed(3)
+    ref = BagOfEmbeddings(40, dim=8, n_classes=3)
+    fit(ref, (X, y), config=sc.train_config("new", seed=3), progress=False)
+    for a, b in zip(got.parameters(), ref.parameters()):
+        assert torch.equal(a, b)
+    assert X.dtype == torch.int64  # token ids stayed ids
+
+
+def test_focal_distillation_on_a_token_model_keeps_the_old_models_right_answers():
+    from workbench.compatibility.flips import negative_flip_rate
+    from workbench.textmodels import BagOfEmbeddings
+    from workbench.training import predict
+
+    X, y = _token_task(900)
+    Xt, yt = _token_task(600, seed=1)
+    sc = pc.UpdateScenario(old_fraction=0.3, old_epochs=2, new_epochs=4, lr=0.01)
+    make = lambda seed: BagOfEmbeddings(40, dim=8, n_classes=3)  # noqa: E731
+    old = pc.train_old_model((X, y), scenario=sc, seed=0, model_fn=make)
+    old_pred = predict(old, Xt).argmax(1)
+    nfr = {}
+    for method in ("none", "focal_distillation"):
+        new = pc.train_new_model((X, y), scenario=sc, pc=pc.PCConfig(method=method, alpha=1.0, beta=20.0), old_model=old,
+                                 seed=1, model_fn=make)
+        nfr[method] = negative_flip_rate(yt, old_pred, predict(new, Xt).argmax(1))
+    assert nfr["focal_distillation"] < nfr["none"]
+
+
+def test_dp_training_of_a_pc_model_uses_the_dp_engine_with_the_pc_loss():
+    from workbench.privacy.dp import DPConfig, train
+    from workbench.textmodels import BagOfEmbeddings
+    from workbench.training import predict
+
+    X, y = _token_task(300)
+    sc = pc.UpdateScenario(old_fraction=1.0, old_epochs=1, new_epochs=1, lr=0.01)
+    make = lambda seed: BagOfEmbeddings(40, dim=8, n_classes=3)  # noqa: E731
+    old = pc.train_old_model((X, y), scenario=sc, seed=0, model_fn=make)
+    dp = DPConfig(noise_multiplier=1.0, delta=1e-3)
+    cfg = pc.PCConfig(method="focal_distillation", alpha=1.0, beta=5.0)
+    got = pc.train_new_model((X, y), scenario=sc, pc=cfg, old_model=old, seed=1, model_fn=make, dp=dp)
+    torch.manual_seed(1)
+    ref = make(1)
+    train(ref, (X, y), config=sc.train_config("new", seed=1), dp=dp, loss_fn=pc.make_pc_loss(predict(old, X), config=cfg), progress=False)
+    for a, b in zip(got.parameters(), ref.parameters()):
+        assert torch.allclose(a, b)
+    with pytest.raises(ValueError, match="'dp' parameter must be a DPConfig"):
+        pc.train_new_model((X, y), scenario=sc, pc=cfg, old_model=old, model_fn=make, dp={"epsilon": 1})

@@ -17,6 +17,11 @@ flip less because their errors are less random).
 Old/new pairs differ the way real updates do (:data:`UPDATE_SCENARIOS`): more data, more epochs, a bigger
 architecture, or all three.
 
+The same front door trains text models: pass ``model_fn(seed) -> nn.Module`` (e.g. a token model of
+:mod:`workbench.textmodels`) and integer token ids as ``X`` (they are kept as ids; float features are flattened
+as for images), and ``dp=DPConfig(...)`` to train privately with :func:`workbench.privacy.dp.train` (the focal
+distillation loss is a mean of per-sample terms, which DP clipping needs).
+
 Examples
 --------
 >>> import torch
@@ -279,15 +284,39 @@ def _subset(n: int, fraction: float) -> slice:
     return slice(0, max(1, int(round(n * fraction))))
 
 
-def train_old_model(train: tuple, *, scenario: UpdateScenario, n_classes: int | None = None, seed: int = 0, progress: bool = False) -> nn.Module:
-    """Train the old model of ``scenario`` on the first ``old_fraction`` of ``train = (X, y)``."""
+def _inputs(X) -> torch.Tensor:
+    """Float features flattened to rows (images); integer token ids kept as they are (text models)."""
+    X, _ = as_tensors(X)
+    if X.is_floating_point():
+        return X.reshape(len(X), -1).float()
+    return X.long()
+
+
+def _fit(model: nn.Module, data: tuple, *, config: TrainConfig, loss_fn=None, dp=None, progress: bool = False) -> None:
+    if dp is None:
+        fit(model, data, config=config, loss_fn=loss_fn, progress=progress)
+        return
+    from ..privacy.dp import DPConfig, train
+
+    if not isinstance(dp, DPConfig):
+        raise ValueError(f"The 'dp' parameter must be a DPConfig or None. Got {type(dp).__name__} instead.")
+    train(model, data, config=config, dp=dp, loss_fn=loss_fn, progress=progress)
+
+
+def train_old_model(train: tuple, *, scenario: UpdateScenario, n_classes: int | None = None, seed: int = 0, progress: bool = False,
+                    model_fn=None, dp=None) -> nn.Module:
+    """Train the old model of ``scenario`` on the first ``old_fraction`` of ``train = (X, y)``.
+
+    ``model_fn(seed) -> nn.Module`` replaces the scenario's MLP (``old_hidden`` is then unused), e.g. for a
+    token model on integer ids; ``dp`` (a :class:`~workbench.privacy.dp.DPConfig`) trains it with DP-SGD.
+    """
     X, y = as_tensors(*train)
-    X = X.reshape(len(X), -1).float()
+    X = _inputs(X)
     n_classes = int(n_classes or int(y.max()) + 1)
     rows = _subset(len(X), scenario.old_fraction)
     torch.manual_seed(seed)
-    model = MLP(in_features=X.shape[1], out_features=n_classes, hidden=scenario.old_hidden)
-    fit(model, (X[rows], y[rows]), config=scenario.train_config("old", seed=seed), progress=progress)
+    model = model_fn(seed) if model_fn is not None else MLP(in_features=X.shape[1], out_features=n_classes, hidden=scenario.old_hidden)
+    _fit(model, (X[rows], y[rows]), config=scenario.train_config("old", seed=seed), dp=dp, progress=progress)
     return model.eval()
 
 
@@ -301,8 +330,14 @@ def train_new_model(
     n_classes: int | None = None,
     seed: int = 1,
     progress: bool = False,
+    model_fn=None,
+    dp=None,
 ) -> nn.Module:
     """Train the new model of ``scenario`` on the first ``new_fraction`` of ``train`` with ``pc``'s method.
+
+    ``model_fn(seed) -> nn.Module`` replaces the scenario's MLP (``new_hidden`` is then unused): any classifier
+    of ``X``, e.g. a token model of :mod:`workbench.textmodels` on integer ids. ``dp`` (a
+    :class:`~workbench.privacy.dp.DPConfig`) trains with DP-SGD, the focal distillation loss included.
 
     Distillation methods need the old model's logits on the training rows: pass ``old_logits`` (rows of
     ``train``) or ``old_model`` (they are then computed once). ``"ensemble"`` trains ``pc.n_ensemble``
@@ -311,7 +346,7 @@ def train_new_model(
     batches, so differences between methods come from the loss alone.
     """
     X, y = as_tensors(*train)
-    X = X.reshape(len(X), -1).float()
+    X = _inputs(X)
     n_classes = int(n_classes or int(y.max()) + 1)
     rows = _subset(len(X), scenario.new_fraction)
     X, y = X[rows], y[rows]
@@ -327,8 +362,11 @@ def train_new_model(
 
     def one(member_seed: int) -> nn.Module:
         torch.manual_seed(member_seed)
-        model = MLP(in_features=X.shape[1], out_features=n_classes, hidden=scenario.new_hidden)
-        fit(model, (X, y), config=scenario.train_config("new", seed=member_seed), loss_fn=loss_fn, progress=progress)
+        if model_fn is not None:
+            model = model_fn(member_seed)
+        else:
+            model = MLP(in_features=X.shape[1], out_features=n_classes, hidden=scenario.new_hidden)
+        _fit(model, (X, y), config=scenario.train_config("new", seed=member_seed), loss_fn=loss_fn, dp=dp, progress=progress)
         return model.eval()
 
     if pc.method == "ensemble":
@@ -368,9 +406,9 @@ def run_update(
         :func:`~workbench.compatibility.flips.flip_summary` plus ``alpha``, ``beta``, ``temperature``.
     """
     X, y = as_tensors(*train)
-    X = X.reshape(len(X), -1).float()
+    X = _inputs(X)
     Xt, yt = as_tensors(*test)
-    Xt = Xt.reshape(len(Xt), -1).float()
+    Xt = _inputs(Xt)
     n_classes = int(n_classes or int(max(y.max(), yt.max())) + 1)
     if old_model is None:
         old_model = train_old_model((X, y), scenario=scenario, n_classes=n_classes, seed=seed, progress=progress)
