@@ -1,0 +1,310 @@
+"""Notebook 09's model-update chain on text: tweet-sentiment classifiers v1 -> v2 -> v3, and DP variants.
+
+=============  =======================================================================================================
+version        what it is
+=============  =======================================================================================================
+``v1``         a linear head on frozen MiniLM sentence features (the deployed model), trained on the *old* tweets
+``v2``         a token model trained end to end (:class:`workbench.textmodels.BagOfEmbeddings`) on the same tweets.
+               The issue asks for MiniLM fine-tuned here; no fine-tuning front door exists in
+               ``workbench.privacy.dp.train`` yet, so v2 is a from-scratch token model (said in the notebook too).
+``v3_no_pc``   v2's architecture retrained on *all* tweets (old + new), plain cross-entropy: the usual update
+``v3``         the same, with positive-congruent training: focal distillation from v2
+               (:mod:`workbench.compatibility.pc_training`, ``alpha + beta * [v2 right]``)
+``v2_dp``      v2 trained with DP-SGD at ``dp_epsilon`` (the fast engine of :mod:`workbench.privacy.dp`)
+``v3_dp``      v3 (focal distillation from v2_dp) with DP-SGD at ``dp_epsilon``
+=============  =======================================================================================================
+
+Every version is evaluated on the same rows: held-out tweets (never trained on) plus sentences of the templated
+evaluation corpus (:mod:`workbench.fairness.evaluation_corpus`), whose label is the sentence's valence (joy ->
+positive; anger, fear, sadness -> negative; no emotion word -> neutral) and whose gender and race columns give the
+demographic slices. The positivity score ``(1 + P(positive) - P(negative)) / 2`` of notebook 05 feeds the fairness
+gaps. For membership inference each model's *members* are a sample of its own training tweets and its
+*non-members* the held-out tweets; the attack score is minus the example's loss (the loss-threshold attack of
+notebook 02).
+
+:func:`run_chain` trains everything once and caches the outputs (not the models) under
+``data/cache/scorecard/``; later calls with the same config read the cache in milliseconds.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..validation import Interval, check_fields
+from .card import ModelOutputs
+
+__all__ = ["VERSIONS", "ChainConfig", "UpdateChain", "run_chain", "corpus_labels", "CACHE_VERSION"]
+
+VERSIONS = ("v1", "v2", "v3_no_pc", "v3", "v2_dp", "v3_dp")
+#: Bump when the training recipe changes, so stale cached outputs are not reused.
+CACHE_VERSION = 1
+_VALENCE_TO_LABEL = {"negative": 0, "none": 1, "positive": 2}
+
+
+@dataclass(frozen=True)
+class ChainConfig:
+    """Sizes and recipes of the update chain.
+
+    Parameters
+    ----------
+    n_tweets : int
+        Stratified sample of the tweets; ``eval_fraction`` of it is held out (evaluation rows and non-members).
+    eval_fraction : float
+    old_fraction : float
+        Share of the training tweets that v1 and v2 saw (the rest arrives with the v3 update).
+    words_per_emotion, names_per_group, noun_phrases : int
+        Size of the evaluation-corpus subsample (:func:`~workbench.fairness.evaluation_corpus.subsample_corpus`).
+    head_epochs, token_epochs : int
+        Epochs of v1's head and of the token models.
+    max_len, max_vocab, dim : int
+        Token model: tokens kept per text, vocabulary size, embedding width.
+    lr, dp_lr : float
+        Adam learning rates without / with DP.
+    beta : float
+        Focal distillation weight on examples the previous model got right (alpha is 1).
+    dp_epsilon, delta : float
+        Privacy budget of the DP variants.
+    n_members : int
+        Members sampled per model for the membership attack (at most its training-set size).
+    seed : int
+
+    Examples
+    --------
+    >>> ChainConfig(old_fraction=1.5)
+    Traceback (most recent call last):
+    ...
+    workbench.validation.InvalidParameterError: The 'old_fraction' parameter of ChainConfig must be a float in (0, 1). Got 1.5 instead.
+    """
+
+    n_tweets: int = 6000
+    eval_fraction: float = 0.25
+    old_fraction: float = 0.5
+    words_per_emotion: int = 2
+    names_per_group: int = 5
+    noun_phrases: int = 10
+    head_epochs: int = 20
+    token_epochs: int = 6
+    max_len: int = 32
+    max_vocab: int = 5000
+    dim: int = 64
+    lr: float = 0.01
+    dp_lr: float = 0.02
+    beta: float = 5.0
+    dp_epsilon: float = 8.0
+    delta: float = 1e-5
+    n_members: int = 1500
+    seed: int = 0
+
+    def __post_init__(self):
+        check_fields(self, n_tweets=Interval(int, 60, None), eval_fraction=Interval(float, 0, 1, closed="neither"),
+                     old_fraction=Interval(float, 0, 1, closed="neither"), words_per_emotion=Interval(int, 0, 5),
+                     names_per_group=Interval(int, 0, 10), noun_phrases=Interval(int, 0, 10), head_epochs=Interval(int, 1, None),
+                     token_epochs=Interval(int, 1, None), max_len=Interval(int, 1, None), max_vocab=Interval(int, 3, None),
+                     dim=Interval(int, 1, None), lr=Interval(float, 0, None, closed="neither"),
+                     dp_lr=Interval(float, 0, None, closed="neither"), beta=Interval(float, 0, None),
+                     dp_epsilon=Interval(float, 0, None, closed="neither"), delta=Interval(float, 0, 1, closed="neither"),
+                     n_members=Interval(int, 10, None), seed=Interval(int, 0, None))
+
+    def cache_key(self) -> str:
+        text = json.dumps({**asdict(self), "cache_version": CACHE_VERSION}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class UpdateChain:
+    """The chain's outputs: what :func:`workbench.scorecard.scorecard` needs for any pair of versions.
+
+    Attributes
+    ----------
+    outputs : {version: ModelOutputs}
+    labels : numpy.ndarray
+        Class id of every evaluation row.
+    groups : pandas.DataFrame
+        ``source`` ("tweet" / "corpus"), ``gender`` and ``race`` ("" where the row mentions none) per evaluation row.
+    texts : list of str
+        The evaluation rows' texts.
+    info : pandas.DataFrame
+        One row per version: ``trained_on`` (tweets), ``epsilon`` (NaN without DP), ``accuracy`` on the evaluation rows,
+        ``seconds`` (training, 0 when read from the cache).
+    config : ChainConfig
+    from_cache : bool
+    """
+
+    outputs: dict
+    labels: np.ndarray
+    groups: pd.DataFrame
+    texts: list
+    info: pd.DataFrame
+    config: ChainConfig
+    from_cache: bool = False
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def versions(self) -> list[str]:
+        return list(self.outputs)
+
+
+def corpus_labels(valence) -> np.ndarray:
+    """Tweet-label ids (negative 0, neutral 1, positive 2) of evaluation-corpus sentences from their valence.
+
+    Examples
+    --------
+    >>> corpus_labels(["positive", "none", "negative"]).tolist()
+    [2, 1, 0]
+    """
+    return np.array([_VALENCE_TO_LABEL[v] for v in valence], dtype=np.int64)
+
+
+def _evaluation_rows(config: ChainConfig):
+    from workbench.datasets import load_tweets
+    from workbench.fairness.evaluation_corpus import load_evaluation_corpus, subsample_corpus
+
+    tweets = load_tweets(n=config.n_tweets, seed=config.seed).reset_index(drop=True)
+    rng = np.random.default_rng(config.seed)
+    order = rng.permutation(len(tweets))
+    n_eval = max(1, int(round(len(tweets) * config.eval_fraction)))
+    eval_idx, train_idx = np.sort(order[:n_eval]), order[n_eval:]
+    n_old = max(1, int(round(len(train_idx) * config.old_fraction)))
+    corpus = subsample_corpus(load_evaluation_corpus(), words_per_emotion=config.words_per_emotion,
+                              noun_phrases=config.noun_phrases, names_per_group=config.names_per_group)
+    texts = tweets.text.iloc[eval_idx].tolist() + corpus.sentence.tolist()
+    labels = np.r_[tweets.label_id.to_numpy()[eval_idx], corpus_labels(corpus.valence)]
+    groups = pd.DataFrame({
+        "source": ["tweet"] * len(eval_idx) + ["corpus"] * len(corpus),
+        "gender": [""] * len(eval_idx) + corpus.gender.tolist(),
+        "race": [""] * len(eval_idx) + [r if r != "unspecified" else "" for r in corpus.race],
+    })
+    return tweets, train_idx[:n_old], train_idx, eval_idx, texts, labels, groups
+
+
+def _train_versions(config: ChainConfig, tweets, old_idx, all_idx, eval_texts, progress: bool) -> tuple[dict, dict, dict]:
+    """Train every version; return {version: (eval logits, member logits, member labels)}, training sizes, seconds."""
+    import torch
+
+    from workbench.compatibility.pc_training import PCConfig, UpdateScenario, train_new_model, train_old_model
+    from workbench.datasets import encode_texts
+    from workbench.models import MLP
+    from workbench.privacy.dp import DPConfig
+    from workbench.textmodels import BagOfEmbeddings, Vocabulary
+    from workbench.training import TrainConfig, fit, predict
+
+    texts = tweets.text.tolist()
+    y = torch.as_tensor(np.array(tweets.label_id.to_numpy(), dtype=np.int64))
+    rng = np.random.default_rng([config.seed, 9])
+    out, sizes, seconds = {}, {}, {}
+
+    def members_of(idx):
+        return np.sort(rng.choice(idx, size=min(config.n_members, len(idx)), replace=False))
+
+    # v1: linear head on frozen MiniLM features (standardised with the training rows' statistics)
+    t = time.perf_counter()
+    feats = encode_texts(texts, progress=progress)
+    eval_feats = encode_texts(eval_texts, progress=progress)
+    mean, scale = feats[old_idx].mean(0), feats[old_idx].std(0) + 1e-6
+    Xf = torch.as_tensor((feats - mean) / scale)
+    Xf_eval = torch.as_tensor((eval_feats - mean) / scale)
+    torch.manual_seed(config.seed)
+    head = MLP(in_features=Xf.shape[1], hidden=(), out_features=3)
+    fit(head, (Xf[old_idx], y[old_idx]), config=TrainConfig(epochs=config.head_epochs, batch_size=128, lr=config.lr / 3,
+                                                            weight_decay=1e-4, seed=config.seed), progress=progress)
+    m = members_of(old_idx)
+    out["v1"] = (predict(head, Xf_eval).numpy(), predict(head, Xf[m]).numpy(), y[m].numpy(), predict(head, Xf).numpy())
+    sizes["v1"], seconds["v1"] = len(old_idx), time.perf_counter() - t
+
+    # token models: one vocabulary from the old training tweets (what v2 shipped with); v3 keeps it
+    vocab = Vocabulary.build([texts[i] for i in old_idx], max_size=config.max_vocab)
+    ids = torch.as_tensor(vocab.encode(texts, max_len=config.max_len))
+    ids_eval = torch.as_tensor(vocab.encode(eval_texts, max_len=config.max_len))
+
+    def make(seed):
+        return BagOfEmbeddings(len(vocab), dim=config.dim, n_classes=3)
+
+    def scenario(lr):
+        return UpdateScenario(old_fraction=1.0, new_fraction=1.0, old_epochs=config.token_epochs, new_epochs=config.token_epochs,
+                              lr=lr, batch_size=128)
+
+    dp = DPConfig(target_epsilon=config.dp_epsilon, delta=config.delta)
+    old_data, all_data = (ids[old_idx], y[old_idx]), (ids[all_idx], y[all_idx])
+    plans = [
+        ("v2", old_idx, lambda: train_old_model(old_data, scenario=scenario(config.lr), seed=config.seed + 1, model_fn=make)),
+        ("v3_no_pc", all_idx, lambda: train_new_model(all_data, scenario=scenario(config.lr), pc=PCConfig(method="none"),
+                                                      seed=config.seed + 2, model_fn=make)),
+        ("v3", all_idx, lambda: train_new_model(all_data, scenario=scenario(config.lr), seed=config.seed + 2, model_fn=make,
+                                                pc=PCConfig(method="focal_distillation", alpha=1.0, beta=config.beta),
+                                                old_logits=torch.as_tensor(out["v2"][3][all_idx]))),
+        ("v2_dp", old_idx, lambda: train_old_model(old_data, scenario=scenario(config.dp_lr), seed=config.seed + 1, model_fn=make, dp=dp)),
+        ("v3_dp", all_idx, lambda: train_new_model(all_data, scenario=scenario(config.dp_lr), seed=config.seed + 2, model_fn=make, dp=dp,
+                                                   pc=PCConfig(method="focal_distillation", alpha=1.0, beta=config.beta),
+                                                   old_logits=torch.as_tensor(out["v2_dp"][3][all_idx]))),
+    ]
+    for name, idx, train_fn in plans:
+        t = time.perf_counter()
+        model = train_fn()
+        m = members_of(idx)
+        out[name] = (predict(model, ids_eval).numpy(), predict(model, ids[m]).numpy(), y[m].numpy(), predict(model, ids).numpy())
+        sizes[name], seconds[name] = len(idx), time.perf_counter() - t
+    return out, sizes, seconds
+
+
+def _cache_path(config: ChainConfig):
+    from workbench.datasets._sources import cache_dir
+
+    return cache_dir() / "scorecard" / f"chain-{config.cache_key()}.npz"
+
+
+def run_chain(config: ChainConfig = ChainConfig(), *, cache: bool = True, progress: bool = False) -> UpdateChain:
+    """Train the chain (or read its cached outputs) and return every version's outputs on the shared evaluation rows.
+
+    Examples
+    --------
+    >>> chain = run_chain(ChainConfig(n_tweets=200, words_per_emotion=1, names_per_group=1, noun_phrases=1,
+    ...                               head_epochs=1, token_epochs=1, max_vocab=500, n_members=20))  # doctest: +SKIP
+    """
+    import torch
+
+    from workbench.privacy.attacks import per_example_loss
+    from workbench.fairness.classifier import positivity
+
+    if not isinstance(config, ChainConfig):
+        raise ValueError(f"The 'config' parameter of run_chain must be a ChainConfig. Got {type(config).__name__} instead.")
+    start = time.perf_counter()
+    tweets, old_idx, all_idx, eval_idx, texts, labels, groups = _evaluation_rows(config)
+    path = _cache_path(config)
+    from_cache = cache and path.exists()
+    if from_cache:
+        with np.load(path, allow_pickle=False) as data:
+            raw = {v: (data[f"{v}/eval"], data[f"{v}/members"], data[f"{v}/member_labels"]) for v in VERSIONS}
+            meta = json.loads(str(data["meta"]))
+        sizes, seconds = meta["sizes"], {v: 0.0 for v in VERSIONS}
+    else:
+        with torch.random.fork_rng():
+            raw4, sizes, seconds = _train_versions(config, tweets, old_idx, all_idx, texts, progress)
+        raw = {v: r[:3] for v, r in raw4.items()}
+        if cache:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            arrays = {f"{v}/{k}": a for v, r in raw.items() for k, a in zip(("eval", "members", "member_labels"), r)}
+            tmp = path.with_name(path.name + ".tmp.npz")
+            np.savez_compressed(tmp, meta=json.dumps({"sizes": sizes, "config": asdict(config)}), **arrays)
+            tmp.replace(path)
+    n_tweet_eval = len(eval_idx)
+    outputs, rows = {}, []
+    for v in VERSIONS:
+        eval_logits, member_logits, member_labels = raw[v]
+        probs = torch.softmax(torch.as_tensor(eval_logits), -1).numpy()
+        nonmember_loss = per_example_loss(eval_logits[:n_tweet_eval], labels=labels[:n_tweet_eval])
+        member_loss = per_example_loss(member_logits, labels=member_labels)
+        outputs[v] = ModelOutputs(pred=eval_logits.argmax(1), score=positivity(probs), member_scores=-member_loss,
+                                  nonmember_scores=-nonmember_loss)
+        rows.append({"version": v, "trained_on": int(sizes[v]), "dp": v.endswith("_dp"),
+                     "epsilon": config.dp_epsilon if v.endswith("_dp") else float("nan"),
+                     "accuracy": float((outputs[v].pred == labels).mean()),
+                     "tweet_accuracy": float((outputs[v].pred[:n_tweet_eval] == labels[:n_tweet_eval]).mean()),
+                     "seconds": float(seconds[v])})
+    info = pd.DataFrame(rows).set_index("version")
+    return UpdateChain(outputs=outputs, labels=labels, groups=groups, texts=texts, info=info, config=config, from_cache=from_cache,
+                       timings={"chain_seconds": time.perf_counter() - start})
