@@ -47,8 +47,8 @@ def test_tpr_at_low_fpr_on_hand_made_scores():
     assert r.tpr_at[0.001] == pytest.approx(0.10)
     # FPR <= 1%: 995.5 lets 4 non-members through (FPR 0.4%); the next members are below every non-member
     assert r.tpr_at[0.01] == pytest.approx(0.20)
-    assert r.summary()["tpr@0.1%fpr"] == pytest.approx(0.10)
-    assert r.summary()["tpr@1%fpr"] == pytest.approx(0.20)
+    assert r.summary()["tpr_at_fpr_0.001"] == pytest.approx(0.10)
+    assert r.summary()["tpr_at_fpr_0.01"] == pytest.approx(0.20)
     # zero FPR: only the 10 members above every non-member
     assert A.tpr_at_fpr(r.fpr, tpr=r.tpr, target=0.0) == pytest.approx(0.10)
 
@@ -122,6 +122,83 @@ def test_random_halves_are_balanced_and_seeded():
     assert not (A.random_halves(101, k=6, seed=4) == keep).all()
 
 
+# ------------------------------------------------------------------------------------------- RMIA
+def test_rmia_separable_by_construction_reaches_auc_one():
+    # training lifts a member's confidence by 6 logits over what the reference models give it; non-members get
+    # exactly the reference level (difficulties of spread 1, so probabilities do not saturate)
+    rng = np.random.default_rng(1)
+    n, k = 2000, 8
+    difficulty = rng.normal(0, 1, n)
+    keep = A.random_halves(n, k=k, seed=1)
+    shadow_phi = difficulty + 6.0 * keep + rng.normal(0, 0.3, (k, n))
+    member = rng.random(n) < 0.5
+    target_phi = difficulty + 6.0 * member + rng.normal(0, 0.3, n)
+    for online in (True, False):
+        r = A.rmia_attack(target_phi, shadow_phi=shadow_phi, shadow_in=keep, is_member=member, online=online)
+        assert r.auc > 0.99, (online, r.auc)
+        assert r.tpr_at[0.01] > 0.9, (online, r.tpr_at)
+
+
+def test_rmia_loses_what_saturated_probabilities_hide():
+    # with difficulties of spread 3 many examples sit at p ~ 1 in and out: RMIA (probabilities) falls behind
+    # LiRA (logit-scaled), the reason LiRA works on phi = log(p / (1 - p))
+    target_phi, shadow_phi, keep, member = _synthetic_phi(n=2000, k=8, shift=6.0, noise=0.5, seed=1)
+    rmia = A.rmia_attack(target_phi, shadow_phi=shadow_phi, shadow_in=keep, is_member=member)
+    lira = A.lira_attack(target_phi, shadow_phi=shadow_phi, shadow_in=keep, is_member=member)
+    assert lira.tpr_at[0.001] == 1.0 and rmia.tpr_at[0.001] < 0.9
+
+
+def test_rmia_on_identical_distributions_is_chance():
+    rng = np.random.default_rng(5)
+    n, k = 4000, 8
+    difficulty = rng.normal(0, 3, n)
+    keep = A.random_halves(n, k=k, seed=5)
+    shadow_phi = difficulty + rng.normal(0, 0.5, (k, n))      # training changes nothing: no member signal
+    member = rng.random(n) < 0.5
+    target_phi = difficulty + rng.normal(0, 0.5, n)
+    for online in (True, False):
+        r = A.rmia_attack(target_phi, shadow_phi=shadow_phi, shadow_in=keep, is_member=member, online=online)
+        assert abs(r.auc - 0.5) < 0.03, (online, r.auc)      # standard error 0.009
+
+
+def test_rmia_score_is_the_fraction_of_population_dominated():
+    rng = np.random.default_rng(2)
+    k, n = 4, 30
+    shadow_phi, keep = rng.normal(size=(k, n)), A.random_halves(n, k=k, seed=2)
+    target_phi = rng.normal(size=n)
+    gamma = 1.5
+    p_t = 1 / (1 + np.exp(-target_phi))
+    p_ref = 1 / (1 + np.exp(-shadow_phi))
+    p_x = (np.where(keep, p_ref, 0).sum(0) / keep.sum(0) + np.where(~keep, p_ref, 0).sum(0) / (~keep).sum(0)) / 2
+    ratio = p_t / p_x
+    brute = np.array([np.mean([ratio[i] / ratio[j] >= gamma for j in range(n) if j != i]) for i in range(n)])
+    scores = A.rmia_scores(target_phi, shadow_phi=shadow_phi, shadow_in=keep, gamma=gamma)
+    np.testing.assert_allclose(scores, brute)
+    # offline: Pr(x) = ((1 + a) Pr_out(x) + 1 - a) / 2, population given as a mask
+    a, pop = 0.4, np.arange(n) % 3 == 0
+    p_x_off = ((1 + a) * np.where(~keep, p_ref, 0).sum(0) / (~keep).sum(0) + 1 - a) / 2
+    r_off = p_t / p_x_off
+    z = np.flatnonzero(pop)
+    brute = np.array([np.mean([r_off[i] / r_off[j] >= 1.0 for j in z if j != i]) for i in range(n)])
+    scores = A.rmia_scores(target_phi, shadow_phi=shadow_phi, shadow_in=keep, online=False, offline_a=a, population=pop)
+    np.testing.assert_allclose(scores, brute)
+
+
+def test_rmia_matches_lira_on_gaussian_confidences_and_validates_input():
+    target_phi, shadow_phi, keep, member = _synthetic_phi(k=4)
+    rmia = A.rmia_attack(target_phi, shadow_phi=shadow_phi, shadow_in=keep, is_member=member)
+    lira = A.lira_attack(target_phi, shadow_phi=shadow_phi, shadow_in=keep, is_member=member)
+    assert rmia.auc > 0.8 and abs(rmia.auc - lira.auc) < 0.1, (rmia.auc, lira.auc)
+    with pytest.raises(ValueError, match="'gamma' parameter of rmia_scores must be a float > 0"):
+        A.rmia_scores(target_phi, shadow_phi=shadow_phi, shadow_in=keep, gamma=0)
+    with pytest.raises(ValueError, match="'offline_a' parameter of rmia_scores must be a float in \\[0, 1\\]"):
+        A.rmia_scores(target_phi, shadow_phi=shadow_phi, shadow_in=keep, online=False, offline_a=2.0)
+    with pytest.raises(ValueError, match="trained on each candidate"):
+        A.rmia_scores(target_phi, shadow_phi=shadow_phi, shadow_in=np.zeros_like(keep))
+    with pytest.raises(ValueError, match="'population' parameter of rmia_scores"):
+        A.rmia_scores(target_phi, shadow_phi=shadow_phi, shadow_in=keep, population=[len(target_phi)])
+
+
 # ------------------------------------------------------------------------------------------- real models
 
 
@@ -162,6 +239,7 @@ def test_attacks_beat_random_guessing_on_an_overfit_model(plain_report):
     # noisy labels memorised: the loss attack is already strong, LiRA at least as good
     assert s["loss"] > 0.75
     assert s["lira-online"] > 0.75 and s["lira-offline"] > 0.7 and s["reference"] > 0.7
+    assert s["rmia-online"] > 0.75 and s["rmia-offline"] > 0.7
     assert plain_report.results["lira-online"].tpr_at[0.01] > 0.05
     assert plain_report.is_member.sum() == 100
     assert plain_report.shadows.keep.sum(0).tolist() == [4] * 200

@@ -104,19 +104,19 @@ def test_membership_study_table_and_privacy(mia):
 
 def test_membership_config_and_input_validation():
     assert S.MembershipStudyConfig(epsilons=[1, 8], hidden=16).hidden == (16,)
-    with pytest.raises(ValueError, match="'epsilons' parameter of MembershipStudyConfig must be a finite number > 0"):
+    with pytest.raises(ValueError, match="'epsilons' parameter of MembershipStudyConfig must be a list or tuple of a float > 0"):
         S.MembershipStudyConfig(epsilons=[0.0])
     with pytest.raises(ValueError, match="'epsilons' parameter of MembershipStudyConfig must not repeat"):
         S.MembershipStudyConfig(epsilons=[1.0, 1])
     with pytest.raises(ValueError, match="'k_shadows' parameter of MembershipStudyConfig must be an int >= 2"):
         S.MembershipStudyConfig(k_shadows=1)
-    with pytest.raises(ValueError, match="'delta' parameter of MembershipStudyConfig must be in"):
+    with pytest.raises(ValueError, match="'delta' parameter of MembershipStudyConfig must be a float in \\(0, 1\\)"):
         S.MembershipStudyConfig(delta=1.0)
     with pytest.raises(ValueError, match="'data' parameter of membership_attack_study"):
         S.membership_attack_study((torch.zeros(10, 2), torch.zeros(9, dtype=torch.long)))
     with pytest.raises(ValueError, match="at least 4 examples"):
         S.membership_attack_study((torch.zeros(2, 2), torch.zeros(2, dtype=torch.long)))
-    with pytest.raises(ValueError, match="'config' parameter of membership_attack_study must be a MembershipStudyConfig"):
+    with pytest.raises(ValueError, match="'config' parameter of membership_attack_study must be an instance of MembershipStudyConfig"):
         S.membership_attack_study(_pool(), config={"epochs": 1})
 
 
@@ -132,7 +132,7 @@ def test_theory_vs_practice_on_a_dp_study(mia):
     assert list(t.model_bounds) == ["eps=2"]
     np.testing.assert_array_equal(t.model_bounds["eps=2"][1], A.dp_tpr_bound(grid, epsilon=spent, delta=1e-5))
     # one check per attack on the DP model, at the epsilon it spent; the guarantee holds for every attack
-    assert t.checks.model.tolist() == ["eps=2"] * 4 and t.checks.attack.tolist() == list(A.ATTACKS)
+    assert t.checks.model.tolist() == ["eps=2"] * len(A.ATTACKS) and t.checks.attack.tolist() == list(A.ATTACKS)
     for row in t.checks.itertuples():
         assert row.max_excess_ci == A.bound_violations(mia.reports["eps=2"].results[row.attack], epsilon=spent,
                                                        delta=1e-5)["max_excess_ci"]
@@ -141,7 +141,7 @@ def test_theory_vs_practice_on_a_dp_study(mia):
     axis, max_auc = t.auc_bound
     assert axis[0] == pytest.approx(1.0) and axis[-1] == pytest.approx(4.0) and len(axis) == 50
     assert max_auc[0] == A.dp_auc_bound(epsilon=axis[0], delta=1e-5) and np.all(np.diff(max_auc) > 0)
-    assert all(r["auc"] < m for r, m in zip(t.auc_rows, [A.dp_auc_bound(epsilon=spent, delta=1e-5)] * 4))
+    assert all(r["auc"] < A.dp_auc_bound(epsilon=spent, delta=1e-5) for r in t.auc_rows)
 
 
 def _report(scores, member, *, epsilon):
@@ -259,13 +259,13 @@ def test_canary_study_variants_and_exposure(canary):
 
 
 def test_canary_config_and_input_validation():
-    with pytest.raises(ValueError, match="'repetitions' parameter of CanaryStudyConfig must be an int >= 1"):
+    with pytest.raises(ValueError, match="'repetitions' parameter of CanaryStudyConfig must be a non-empty list or tuple of an int >= 1"):
         S.CanaryStudyConfig(repetitions=[0, 8])
     with pytest.raises(ValueError, match="'repetitions' parameter of CanaryStudyConfig must hold 1 to 8"):
         S.CanaryStudyConfig(repetitions=list(range(1, 10)))
     with pytest.raises(ValueError, match="'n_digits' parameter of CanaryStudyConfig must be an int in"):
         S.CanaryStudyConfig(n_digits=8)
-    with pytest.raises(ValueError, match="'val_fraction' parameter of CanaryStudyConfig must be in"):
+    with pytest.raises(ValueError, match="'val_fraction' parameter of CanaryStudyConfig must be a float in"):
         S.CanaryStudyConfig(val_fraction=0.0)
     with pytest.raises(ValueError, match="'extrapolation_samples' parameter of CanaryStudyConfig must be an int >= 20"):
         S.CanaryStudyConfig(extrapolation_samples=5)
@@ -280,12 +280,17 @@ def test_canary_config_and_input_validation():
 # ------------------------------------------------------------------------------------------- record metrics
 def test_membership_metrics_name_every_row_and_repeat_the_first_dp_model(mia):
     m = S.membership_metrics(mia.table)
-    assert len(m) == 8 * 3 + 1 + 4 * 3
-    assert m["non-DP/lira-online/auc"] == mia.reports["non-DP"].results["lira-online"].auc
-    assert m["eps=2/loss/tpr@0.1%fpr"] == mia.reports["eps=2"].results["loss"].tpr_at[0.001]
+    n_attacks = len(A.ATTACKS)
+    assert len(m) == 2 * n_attacks * 3 + 1 + n_attacks * 3
+    assert m["non_dp/lira_online/auc"] == mia.reports["non-DP"].results["lira-online"].auc
+    assert m["epsilon_2/loss/tpr_at_fpr_0.001"] == mia.reports["eps=2"].results["loss"].tpr_at[0.001]
+    assert m["epsilon_2/rmia_online/tpr_at_fpr_0.01"] == mia.reports["eps=2"].results["rmia-online"].tpr_at[0.01]
     assert m["dp/epsilon"] == mia.reports["eps=2"].target_info["epsilon"]
-    assert m["dp/reference/auc"] == m["eps=2/reference/auc"]
-    assert m["dp/loss/empirical_epsilon_lb"] == mia.table.empirical_epsilon_lb[4]
+    assert m["dp/reference/auc"] == m["epsilon_2/reference/auc"]
+    assert m["dp/loss/empirical_epsilon_lb"] == mia.table.empirical_epsilon_lb[n_attacks]
+    from workbench.results import METRIC_KEY_PATTERN
+    import re
+    assert all(re.match(METRIC_KEY_PATTERN, k) for k in m)
     two_dp = pd.concat([mia.table, mia.table[mia.table.model == "eps=2"].assign(model="eps=8", epsilon=7.9, auc=0.6)])
     assert S.membership_metrics(two_dp)["dp/epsilon"] == m["dp/epsilon"]  # the first DP model, not the last
     assert not any(k.startswith("dp/") for k in S.membership_metrics(mia.table[mia.table.model == "non-DP"]))
@@ -295,9 +300,10 @@ def test_canary_metrics(canary):
     m = S.canary_metrics(canary.table)
     assert len(m) == 8 * 3
     row = canary.table.iloc[-1]
-    assert m["canary/DP eps=1/16x/exposure"] == row.exposure
-    assert m["canary/DP eps=1/16x/extrapolated_exposure"] == row.extrapolated
-    assert m["canary/DP eps=1/16x/digit_accuracy"] == row.digit_accuracy
+    assert m["canary/dp_epsilon_1/repetitions_16/exposure"] == row.exposure
+    assert m["canary/dp_epsilon_1/repetitions_16/extrapolated_exposure"] == row.extrapolated
+    assert m["canary/dp_epsilon_1/repetitions_16/digit_accuracy"] == row.digit_accuracy
+    assert f"canary/early_stop/repetitions_1/exposure" in m and "canary/dropout_0.5/repetitions_1/exposure" in m
 
 
 def test_dp_study_metrics():
@@ -379,6 +385,6 @@ def test_attack_study_record_round_trips_through_a_run_record(mia, canary, tmp_p
     assert rec["config"]["canaries"]["n_digits"] == 2 and rec["config"]["canaries"]["repetitions"] == [1, 16]
     assert set(rec["timings"]) == {"encode_seconds", "membership_inference_seconds", "canary_training_seconds", "canary_attack_seconds"}
     rows = rec["extra"]["membership_inference"]
-    assert len(rows) == 8 and rows[0]["epsilon"] is None and rows[-1]["epsilon"] == mia.reports["eps=2"].target_info["epsilon"]
-    assert len(rec["extra"]["bound_checks"]) == 4 and len(rec["extra"]["canaries"]) == 8
+    assert len(rows) == 2 * len(A.ATTACKS) and rows[0]["epsilon"] is None and rows[-1]["epsilon"] == mia.reports["eps=2"].target_info["epsilon"]
+    assert len(rec["extra"]["bound_checks"]) == len(A.ATTACKS) and len(rec["extra"]["canaries"]) == 8
     assert rec["extra"]["canaries"][0]["true"] == canary.table.true[0]

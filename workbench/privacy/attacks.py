@@ -18,6 +18,10 @@ Attacks
                  same order, better resolution at the top).
 ``lira-online``  LiRA, online: likelihood ratio of the in- and out-Gaussians,
                  ``score = log N(phi; mu_in, s_in) - log N(phi; mu_out, s_out)``.
+``rmia-online``  RMIA (Zarifzadeh et al. 2024): the fraction of population samples ``z`` that the candidate ``x``
+                 dominates in the pairwise likelihood ratio ``[Pr(x|theta)/Pr(x)] / [Pr(z|theta)/Pr(z)]``, with
+                 ``Pr(.)`` averaged over IN and OUT reference models.
+``rmia-offline`` RMIA with OUT reference models only and the paper's ``a`` correction of ``Pr(x)``.
 
 Shadow models are trained on random halves of the candidate pool: every example is "in" for exactly
 ``k // 2`` of the ``k`` shadow models (Carlini et al.'s balanced scheme).
@@ -37,6 +41,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from workbench.metrics import curve_auc, roc_auc, roc_curve, tpr_at_fpr
+from workbench.validation import Boolean, Interval, check
+
 __all__ = [
     "ATTACKS",
     "AttackResult",
@@ -44,7 +51,9 @@ __all__ = [
     "MembershipReport",
     "roc_curve",
     "roc_auc",
+    "curve_auc",
     "tpr_at_fpr",
+    "FPR_TARGETS",
     "evaluate_scores",
     "per_example_loss",
     "logit_confidence",
@@ -52,6 +61,9 @@ __all__ = [
     "reference_attack",
     "lira_scores",
     "lira_attack",
+    "rmia_scores",
+    "rmia_attack",
+    "tpr_key",
     "random_halves",
     "train_shadow_models",
     "model_outputs",
@@ -66,6 +78,17 @@ __all__ = [
 
 #: FPRs at which every result reports the TPR (0.1% and 1%).
 FPR_TARGETS = (0.001, 0.01)
+
+
+def tpr_key(fpr: float) -> str:
+    """Column / metric name of the TPR at FPR ``fpr``.
+
+    Examples
+    --------
+    >>> tpr_key(0.001)
+    'tpr_at_fpr_0.001'
+    """
+    return f"tpr_at_fpr_{fpr:g}"
 
 
 # --------------------------------------------------------------------------------------------- validation
@@ -92,58 +115,8 @@ def _membership(is_member, *, n: int, func: str) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------- ROC metrics
-def roc_curve(scores, *, is_member) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """ROC of the rule "member iff score >= threshold", over every distinct threshold.
-
-    Returns ``(fpr, tpr, thresholds)``, starting at (0, 0) with threshold ``+inf`` and ending at (1, 1).
-    Tied scores move FPR and TPR together (one point per distinct score), as in scikit-learn.
-
-    Examples
-    --------
-    >>> fpr, tpr, thr = roc_curve([0.9, 0.8, 0.3, 0.1], is_member=[1, 0, 1, 0])
-    >>> fpr.tolist(), tpr.tolist()
-    ([0.0, 0.0, 0.5, 0.5, 1.0], [0.0, 0.5, 0.5, 1.0, 1.0])
-    """
-    s = _as_1d("scores", scores, func="roc_curve")
-    m = _membership(is_member, n=len(s), func="roc_curve")
-    if not np.isfinite(s).all():
-        raise ValueError("The 'scores' parameter of roc_curve must be finite (no NaN or inf).")
-    order = np.argsort(-s, kind="mergesort")
-    s, m = s[order], m[order]
-    last_of_run = np.r_[np.diff(s) != 0, True]  # index of the last element of each group of equal scores
-    tp = np.cumsum(m)[last_of_run]
-    fp = np.cumsum(~m)[last_of_run]
-    tpr = np.r_[0.0, tp / m.sum()]
-    fpr = np.r_[0.0, fp / (~m).sum()]
-    thresholds = np.r_[np.inf, s[last_of_run]]
-    return fpr, tpr, thresholds
-
-
-def roc_auc(fpr, *, tpr) -> float:
-    """Area under an ROC curve (trapezoid rule; ties count one half).
-
-    Examples
-    --------
-    >>> roc_auc([0, 0, 1], tpr=[0, 1, 1])
-    1.0
-    """
-    fpr, tpr = np.asarray(fpr, float), np.asarray(tpr, float)
-    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
-
-
-def tpr_at_fpr(fpr, *, tpr, target: float) -> float:
-    """Highest TPR among the ROC points with ``FPR <= target`` (Carlini et al.'s "TPR at low FPR").
-
-    Examples
-    --------
-    >>> tpr_at_fpr([0.0, 0.005, 0.02, 1.0], tpr=[0.0, 0.3, 0.6, 1.0], target=0.01)
-    0.3
-    """
-    if not 0 <= target <= 1:
-        raise ValueError(f"The 'target' parameter of tpr_at_fpr must be in [0, 1]. Got {target!r} instead.")
-    fpr, tpr = np.asarray(fpr, float), np.asarray(tpr, float)
-    ok = fpr <= target + 1e-12
-    return float(tpr[ok].max()) if ok.any() else 0.0
+# The one ROC / AUC / TPR-at-FPR of the workbench (workbench.metrics), re-exported for callers of this module.
+# ``curve_auc(fpr, tpr=...)`` is the area under given ROC points (formerly ``attacks.roc_auc(fpr, tpr=...)``).
 
 
 @dataclass(frozen=True)
@@ -173,9 +146,10 @@ class AttackResult:
         return int((~self.is_member).sum())
 
     def summary(self) -> dict:
-        """Flat metrics: ``auc``, ``tpr@0.1%fpr``, ``tpr@1%fpr``, ``advantage``."""
+        """Flat metrics: ``auc``, ``tpr_at_fpr_0.001``, ``tpr_at_fpr_0.01``, ``advantage`` (names of the run records'
+        one scheme, :func:`workbench.results.metric_key`)."""
         out = {"attack": self.name, "auc": self.auc}
-        out.update({f"tpr@{100 * k:g}%fpr": v for k, v in self.tpr_at.items()})
+        out.update({tpr_key(k): v for k, v in self.tpr_at.items()})
         out["advantage"] = self.advantage
         return out
 
@@ -186,14 +160,14 @@ def evaluate_scores(scores, *, is_member, name: str = "attack", fpr_targets: Seq
     Examples
     --------
     >>> r = evaluate_scores([3.0, 2.0, 1.0, 0.0], is_member=[1, 1, 0, 0])
-    >>> r.auc, r.summary()["tpr@1%fpr"]
+    >>> r.auc, r.summary()["tpr_at_fpr_0.01"]
     (1.0, 1.0)
     """
     s = _as_1d("scores", scores, func="evaluate_scores")
     m = _membership(is_member, n=len(s), func="evaluate_scores")
-    fpr, tpr, thr = roc_curve(s, is_member=m)
+    fpr, tpr, thr = roc_curve(s, m)
     return AttackResult(
-        name=name, scores=s, is_member=m, fpr=fpr, tpr=tpr, thresholds=thr, auc=roc_auc(fpr, tpr=tpr),
+        name=name, scores=s, is_member=m, fpr=fpr, tpr=tpr, thresholds=thr, auc=curve_auc(fpr, tpr=tpr),
         tpr_at={float(t): tpr_at_fpr(fpr, tpr=tpr, target=t) for t in fpr_targets}, advantage=float(np.max(tpr - fpr)),
     )
 
@@ -372,6 +346,127 @@ def lira_attack(target_phi, *, shadow_phi, shadow_in, is_member, online: bool = 
     return evaluate_scores(scores, is_member=is_member, name="lira-online" if online else "lira-offline")
 
 
+def _sigmoid(phi: np.ndarray) -> np.ndarray:
+    """``p = 1 / (1 + e^-phi)``: the true-class probability back from LiRA's logit-scaled confidence."""
+    from scipy.special import expit
+
+    return expit(phi)
+
+
+def _rmia_marginal(p: np.ndarray, keep: np.ndarray, *, online: bool, offline_a: float) -> np.ndarray:
+    """RMIA's ``Pr(x)``: the average of ``Pr(x | theta_ref)`` over reference models, per column.
+
+    Online: ``(mean over IN models + mean over OUT models) / 2`` (the average over a balanced set of reference
+    models). Offline (only OUT models used): ``((1 + a) * mean over OUT + (1 - a)) / 2``, the paper's linear
+    approximation of the missing IN average.
+    """
+    out_cnt = (~keep).sum(0)
+    p_out = np.where(~keep, p, 0.0).sum(0) / np.maximum(out_cnt, 1)
+    if not online:
+        return ((1 + offline_a) * p_out + (1 - offline_a)) / 2
+    in_cnt = keep.sum(0)
+    p_in = np.where(keep, p, 0.0).sum(0) / np.maximum(in_cnt, 1)
+    return (p_in + p_out) / 2
+
+
+def rmia_scores(target_phi, *, shadow_phi, shadow_in, population=None, gamma: float = 1.0, online: bool = True,
+                offline_a: float = 0.3) -> np.ndarray:
+    """RMIA membership scores (Zarifzadeh, Liu, Shokri and Hu, ICML 2024; the attack of ML Privacy Meter).
+
+    For a candidate ``x`` and a population sample ``z``, the pairwise likelihood ratio is
+
+        LR(x, z) = [Pr(x | theta) / Pr(x)] / [Pr(z | theta) / Pr(z)]
+
+    where ``Pr(. | theta)`` is the target's probability of the true label and ``Pr(.)`` its average over reference
+    (shadow) models; the score of ``x`` is the fraction of population samples it dominates,
+    ``Pr_z[LR(x, z) >= gamma]``. Comparing with ``z`` calibrates ``x``'s ratio against how the target treats
+    typical non-training data, which is why RMIA stays strong with few reference models. Working on probabilities,
+    it loses the signal of examples that every model already fits with ``p ~ 1``, where LiRA's logit scaling still
+    separates members (``tests/privacy/test_attacks.py`` shows both cases).
+
+    Parameters
+    ----------
+    target_phi : array (n,)
+        :func:`logit_confidence` of the target on the candidates (``Pr(x | theta) = sigmoid(phi)``).
+    shadow_phi : array (k, n)
+        The same for ``k`` reference models.
+    shadow_in : bool array (k, n)
+        ``shadow_in[j, i]``: reference model ``j`` trained on candidate ``i``.
+    population : int array or bool mask, optional
+        Which candidates serve as population samples ``z`` (default: all of them; a candidate is never compared
+        with itself). The attacker knows the candidates but not which the target used, so z mixes members and
+        non-members; the paper draws z from population data the target did not see.
+    gamma : float
+        The likelihood-ratio threshold, ``> 0`` (the paper uses 1 online and about 2 offline).
+    online : bool
+        ``Pr(x)`` from IN and OUT reference models (needs both for every candidate) or, offline, from OUT models
+        only with the ``offline_a`` correction.
+    offline_a : float
+        ``a`` in ``Pr(x) = ((1 + a) Pr_OUT(x) + (1 - a)) / 2``, in ``[0, 1]`` (the paper tunes it on one pair of
+        reference models; 0.3 by default).
+
+    Returns
+    -------
+    numpy.ndarray (n,)
+        Scores in [0, 1], higher = more likely a member.
+
+    Examples
+    --------
+    >>> phi = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])     # reference models: every candidate alike
+    >>> keep = np.array([[1, 0, 1], [0, 1, 0]], bool)
+    >>> rmia_scores(np.array([3.0, 0.0, -3.0]), shadow_phi=phi, shadow_in=keep).tolist()   # target fits x0 best
+    [1.0, 0.5, 0.0]
+    """
+    owner = "rmia_scores"
+    t = _as_1d("target_phi", target_phi, func=owner)
+    phi = np.asarray(shadow_phi, dtype=float)
+    keep = np.asarray(shadow_in)
+    if phi.ndim != 2 or phi.shape[1] != len(t) or keep.shape != phi.shape:
+        raise ValueError(f"The 'shadow_phi' and 'shadow_in' parameters of {owner} must both have shape (k, {len(t)}). "
+                         f"Got {phi.shape} and {keep.shape} instead.")
+    keep = keep.astype(bool)
+    gamma = check(gamma, Interval(float, 0, None, closed="neither"), name="gamma", owner=owner)
+    online = check(online, Boolean(), name="online", owner=owner)
+    offline_a = check(offline_a, Interval(float, 0, 1), name="offline_a", owner=owner)
+    if not (~keep).any(0).all():
+        raise ValueError(f"Every candidate of {owner} needs at least one reference model that did not train on it "
+                         "('shadow_in' all True in a column).")
+    if online and not keep.any(0).all():
+        raise ValueError(f"Online RMIA ({owner}) needs at least one reference model that trained on each candidate "
+                         "('shadow_in' all False in a column); use online=False or train more.")
+    n = len(t)
+    if population is None:
+        z = np.arange(n)
+    else:
+        z = np.asarray(population)
+        z = np.flatnonzero(z) if z.dtype == bool and z.shape == (n,) else z.astype(np.int64).reshape(-1)
+        if len(z) == 0 or z.min() < 0 or z.max() >= n:
+            raise ValueError(f"The 'population' parameter of {owner} must be a non-empty bool mask of length {n} or "
+                             f"indices in [0, {n - 1}]. Got {len(z)} entries instead.")
+    # work in logs: ratio = log Pr(x | theta) - log Pr(x)
+    p_target = _sigmoid(t)
+    p_marginal = _rmia_marginal(_sigmoid(phi), keep, online=online, offline_a=offline_a)
+    with np.errstate(divide="ignore"):
+        ratio = np.log(p_target) - np.log(p_marginal)
+    ratio_z = np.sort(ratio[z])
+    # LR(x, z) >= gamma  <=>  ratio_z <= ratio_x - log(gamma)
+    counts = np.searchsorted(ratio_z, ratio - np.log(gamma), side="right").astype(float)
+    in_z = np.zeros(n, bool)
+    in_z[z] = True
+    self_counted = in_z & (gamma <= 1.0)  # x compared with itself: LR = 1 >= gamma
+    counts -= self_counted
+    return counts / (len(z) - in_z.astype(float))
+
+
+def rmia_attack(target_phi, *, shadow_phi, shadow_in, is_member, online: bool = True, gamma: float = 1.0,
+                offline_a: float = 0.3) -> AttackResult:
+    """:func:`rmia_scores` (population: every candidate) evaluated against the true membership (name ``rmia-online`` /
+    ``rmia-offline``)."""
+    scores = rmia_scores(target_phi, shadow_phi=shadow_phi, shadow_in=shadow_in, gamma=gamma, online=online,
+                         offline_a=offline_a)
+    return evaluate_scores(scores, is_member=is_member, name="rmia-online" if online else "rmia-offline")
+
+
 # --------------------------------------------------------------------------------------------- shadow models
 def random_halves(n: int, *, k: int, seed: int = 0) -> np.ndarray:
     """Boolean ``(k, n)`` inclusion matrix: each of the ``n`` examples is in exactly ``k // 2`` of ``k`` subsets.
@@ -382,10 +477,8 @@ def random_halves(n: int, *, k: int, seed: int = 0) -> np.ndarray:
     >>> keep.shape, keep.sum(0).tolist()
     ((4, 5), [2, 2, 2, 2, 2])
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"The 'n' parameter of random_halves must be an int >= 1. Got {n!r} instead.")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"The 'k' parameter of random_halves must be an int >= 1. Got {k!r} instead.")
+    n = check(n, Interval(int, 1, None), name="n", owner="random_halves")
+    k = check(k, Interval(int, 1, None), name="k", owner="random_halves")
     rng = np.random.default_rng(seed)
     if k == 1:
         return rng.permutation(n)[None] < n // 2
@@ -460,6 +553,8 @@ ATTACKS: dict[str, Callable[[dict, ShadowModels, np.ndarray], AttackResult]] = {
     "reference": lambda t, s, m: reference_attack(t["loss"], reference_losses=np.where(s.keep, np.nan, s.loss), is_member=m),
     "lira-offline": lambda t, s, m: lira_attack(t["phi"], shadow_phi=s.phi, shadow_in=s.keep, is_member=m, online=False),
     "lira-online": lambda t, s, m: lira_attack(t["phi"], shadow_phi=s.phi, shadow_in=s.keep, is_member=m, online=True),
+    "rmia-offline": lambda t, s, m: rmia_attack(t["phi"], shadow_phi=s.phi, shadow_in=s.keep, is_member=m, online=False),
+    "rmia-online": lambda t, s, m: rmia_attack(t["phi"], shadow_phi=s.phi, shadow_in=s.keep, is_member=m, online=True),
 }
 
 
@@ -519,10 +614,9 @@ def membership_inference(
     unknown = [a for a in attacks if a not in ATTACKS]
     if unknown:
         raise ValueError(f"The 'attacks' parameter of membership_inference must hold names in {sorted(ATTACKS)}. Got {unknown} instead.")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"The 'k' parameter of membership_inference must be an int >= 1. Got {k!r} instead.")
-    if k < 2 and any(a in ("lira-online", "reference") for a in attacks):
-        raise ValueError(f"Online LiRA and the reference attack need k >= 2 shadow models. Got k={k}.")
+    k = check(k, Interval(int, 1, None), name="k", owner="membership_inference")
+    if k < 2 and any(a in ("lira-online", "rmia-online", "reference") for a in attacks):
+        raise ValueError(f"Online LiRA and RMIA and the reference attack need k >= 2 shadow models. Got k={k}.")
     rng = np.random.default_rng([seed, 7])
     is_member = rng.permutation(n) < n // 2
     idx = np.flatnonzero(is_member)
@@ -534,11 +628,10 @@ def membership_inference(
 
 
 # --------------------------------------------------------------------------------------------- DP theory
-def _check_eps_delta(epsilon, delta, *, func: str):
-    if not np.all(np.asarray(epsilon, float) >= 0):
-        raise ValueError(f"The 'epsilon' parameter of {func} must be >= 0. Got {epsilon!r} instead.")
-    if not 0 <= delta < 1:
-        raise ValueError(f"The 'delta' parameter of {func} must be in [0, 1). Got {delta!r} instead.")
+def _check_eps_delta(epsilon, delta, *, func: str) -> tuple[float, float]:
+    epsilon = check(epsilon, Interval(float, 0, None), name="epsilon", owner=func)
+    delta = check(delta, Interval(float, 0, 1, closed="left"), name="delta", owner=func)
+    return epsilon, delta
 
 
 def dp_tpr_bound(fpr, *, epsilon: float, delta: float) -> np.ndarray:
@@ -552,9 +645,9 @@ def dp_tpr_bound(fpr, *, epsilon: float, delta: float) -> np.ndarray:
     >>> dp_tpr_bound([0.2], epsilon=0.0, delta=0.0).tolist()   # eps = 0: no better than guessing
     [0.2]
     """
-    _check_eps_delta(epsilon, delta, func="dp_tpr_bound")
+    epsilon, delta = _check_eps_delta(epsilon, delta, func="dp_tpr_bound")
     f = np.clip(np.asarray(fpr, float), 0, 1)
-    e = np.exp(float(epsilon))
+    e = np.exp(epsilon)
     return np.minimum.reduce([np.ones_like(f), e * f + delta, 1 - (1 - delta - f) / e])
 
 
@@ -603,7 +696,7 @@ def empirical_epsilon(result: AttackResult, *, delta: float, alpha: float = 0.05
     >>> empirical_epsilon(r, delta=0.0, confidence_interval=False)   # perfect attack: no finite bound
     inf
     """
-    _check_eps_delta(0.0, delta, func="empirical_epsilon")
+    _, delta = _check_eps_delta(0.0, delta, func="empirical_epsilon")
     if confidence_interval:
         tpr, fpr, fnr, tnr = _roc_intervals(result, alpha)
     else:
@@ -644,4 +737,4 @@ def dp_auc_bound(*, epsilon: float, delta: float, grid: int = 20001) -> float:
     0.731
     """
     f = np.linspace(0, 1, grid)
-    return roc_auc(f, tpr=dp_tpr_bound(f, epsilon=epsilon, delta=delta))
+    return curve_auc(f, tpr=dp_tpr_bound(f, epsilon=epsilon, delta=delta))

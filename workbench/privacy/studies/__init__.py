@@ -5,7 +5,7 @@ of :mod:`workbench.plots`; the computation lives here, where it is documented an
 
 Notebook 02 (practical privacy)
     :func:`load_attack_pool` (MiniLM features of tweets) -> :func:`membership_attack_study` (a non-DP and one
-    DP target per epsilon, shadow models, four attacks) -> :func:`theory_vs_practice` (the measured ROCs
+    DP target per epsilon, shadow models, six attacks) -> :func:`theory_vs_practice` (the measured ROCs
     against the (epsilon, delta)-DP region) ; :func:`canary_study` (secrets inserted into tweets, four training
     variants, exposure and extraction) ; :func:`attack_study_record` (the run record's config, metrics, timings
     and tables, with :func:`membership_metrics` and :func:`canary_metrics`).

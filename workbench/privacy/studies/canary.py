@@ -11,8 +11,10 @@ import pandas as pd
 import torch
 
 from .. import canaries as C
-from ._checks import _in_open_unit, _int_at_least, _positive
-from ._labels import NON_DP
+from workbench.results import metric_key
+from workbench.validation import InstanceOf, Interval, Seq, check, check_fields
+
+from ._labels import NON_DP, metric_label
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class CanaryStudyConfig:
     >>> CanaryStudyConfig(dropout=1.0)
     Traceback (most recent call last):
     ...
-    ValueError: The 'dropout' parameter of CanaryStudyConfig must be in [0, 1). Got 1.0 instead.
+    workbench.validation.InvalidParameterError: The 'dropout' parameter of CanaryStudyConfig must be a float in [0, 1). Got 1.0 instead.
     """
 
     repetitions: tuple = (1, 8, 64)
@@ -58,27 +60,17 @@ class CanaryStudyConfig:
 
     def __post_init__(self):
         owner = "CanaryStudyConfig"
-        reps = [self.repetitions] if isinstance(self.repetitions, (int, np.integer)) else list(self.repetitions)
-        if not reps or len(reps) > len(C.PREFIXES):
+        if isinstance(self.repetitions, (int, np.integer)):
+            object.__setattr__(self, "repetitions", (self.repetitions,))
+        positive, one = Interval(float, 0, None, closed="neither"), Interval(int, 1, None)
+        check_fields(self, repetitions=Seq(one, min_len=1), n_digits=Interval(int, 1, 7), epochs=one, extraction_steps=one,
+                     extraction_restarts=one, max_len=one, batch_size=one, dim=one, hidden=one,
+                     extrapolation_samples=Interval(int, 20, None), max_vocab=Interval(int, 3, None), seed=Interval(int, 0, None),
+                     dropout=Interval(float, 0, 1, closed="left"), dp_epsilon=positive, lr=positive, dp_lr=positive,
+                     dp_delta=Interval(float, 0, 1, closed="neither"), val_fraction=Interval(float, 0, 1, closed="neither"))
+        if len(self.repetitions) > len(C.PREFIXES):  # one text pattern per canary
             raise ValueError(f"The 'repetitions' parameter of {owner} must hold 1 to {len(C.PREFIXES)} counts (one canary each). "
                              f"Got {self.repetitions!r} instead.")
-        for r in reps:
-            _int_at_least(owner, "repetitions", r, 1)
-        object.__setattr__(self, "repetitions", tuple(int(r) for r in reps))
-        if isinstance(self.n_digits, bool) or not isinstance(self.n_digits, (int, np.integer)) or not 1 <= self.n_digits <= 7:
-            raise ValueError(f"The 'n_digits' parameter of {owner} must be an int in [1, 7] (exposure enumerates 10**n_digits codes). "
-                             f"Got {self.n_digits!r} instead.")
-        for name in ("epochs", "extraction_steps", "extraction_restarts", "max_len", "batch_size", "dim", "hidden"):
-            _int_at_least(owner, name, getattr(self, name), 1)
-        _int_at_least(owner, "extrapolation_samples", self.extrapolation_samples, 20)
-        _int_at_least(owner, "max_vocab", self.max_vocab, 3)
-        _int_at_least(owner, "seed", self.seed, 0)
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
-            raise ValueError(f"The 'dropout' parameter of {owner} must be in [0, 1). Got {self.dropout!r} instead.")
-        for name in ("dp_epsilon", "lr", "dp_lr"):
-            _positive(owner, name, getattr(self, name))
-        _in_open_unit(owner, "dp_delta", self.dp_delta)
-        _in_open_unit(owner, "val_fraction", self.val_fraction)
 
     @property
     def max_exposure(self) -> float:
@@ -161,8 +153,7 @@ def canary_study(texts: Sequence[str], *, labels, config: CanaryStudyConfig = Ca
 
     from ..dp import DPConfig, train
 
-    if not isinstance(config, CanaryStudyConfig):
-        raise ValueError(f"The 'config' parameter of canary_study must be a CanaryStudyConfig. Got {type(config).__name__} instead.")
+    check(config, InstanceOf(CanaryStudyConfig), name="config", owner="canary_study")
     texts = [str(t) for t in texts]
     labels = np.asarray(labels)
     if labels.shape != (len(texts),) or not np.issubdtype(labels.dtype, np.integer) or (len(labels) and labels.min() < 0):
@@ -216,19 +207,21 @@ def canary_study(texts: Sequence[str], *, labels, config: CanaryStudyConfig = Ca
 
 # ------------------------------------------------------------------------------------------- run-record metrics
 def canary_metrics(table: pd.DataFrame) -> dict:
-    """Flat metrics of a canary table (:attr:`CanaryStudy.table`) for a run record:
-    ``canary/<variant>/<repetitions>x/exposure``, ``.../extrapolated_exposure`` and ``.../digit_accuracy``.
+    """Flat metrics of a canary table (:attr:`CanaryStudy.table`) for a run record, in the records' one naming
+    scheme: ``canary/<variant>/repetitions_<r>/exposure``, ``.../extrapolated_exposure`` and ``.../digit_accuracy``,
+    where ``<variant>`` is ``non_dp``, ``early_stop``, ``dropout_<p>`` or ``dp_epsilon_<e>``
+    (:func:`~._labels.metric_label`).
 
     Examples
     --------
     >>> t = pd.DataFrame({"variant": ["non-DP"], "repetitions": [8], "exposure": [5.0], "extrapolated": [4.5],
     ...                   "digit_accuracy": [0.25]})
     >>> canary_metrics(t)
-    {'canary/non-DP/8x/exposure': 5.0, 'canary/non-DP/8x/extrapolated_exposure': 4.5, 'canary/non-DP/8x/digit_accuracy': 0.25}
+    {'canary/non_dp/repetitions_8/exposure': 5.0, 'canary/non_dp/repetitions_8/extrapolated_exposure': 4.5, 'canary/non_dp/repetitions_8/digit_accuracy': 0.25}
     """
     metrics = {}
     for row in table.to_dict("records"):
-        key = f"canary/{row['variant']}/{row['repetitions']}x"
+        key = metric_key("canary", metric_label(row["variant"]), f"repetitions_{row['repetitions']}")
         metrics[f"{key}/exposure"] = row["exposure"]
         metrics[f"{key}/extrapolated_exposure"] = row["extrapolated"]
         metrics[f"{key}/digit_accuracy"] = row["digit_accuracy"]

@@ -1,4 +1,4 @@
-"""Notebook 02's membership-inference study: the candidate pool (:func:`load_attack_pool`), the four attacks on a
+"""Notebook 02's membership-inference study: the candidate pool (:func:`load_attack_pool`), the six attacks on a
 non-DP target and one DP target per epsilon (:func:`membership_attack_study`) and the run record's metrics of its
 table (:func:`membership_metrics`)."""
 from __future__ import annotations
@@ -12,8 +12,15 @@ import pandas as pd
 import torch
 
 from .. import attacks as A
-from ._checks import _in_open_unit, _int_at_least, _positive
-from ._labels import NON_DP, _epsilon_label
+from workbench.results import metric_key
+from workbench.validation import InstanceOf, Interval, Seq, check, check_fields
+
+from ._labels import NON_DP, _epsilon_label, metric_label
+
+_POSITIVE = Interval(float, 0, None, closed="neither")
+_OPEN_UNIT = Interval(float, 0, 1, closed="neither")
+#: The table's TPR columns (:data:`~workbench.privacy.attacks.FPR_TARGETS`).
+TPR_COLUMNS = tuple(A.tpr_key(f) for f in A.FPR_TARGETS)
 
 
 # ------------------------------------------------------------------------------------------- the candidate pool
@@ -40,7 +47,7 @@ def load_attack_pool(*, n: int, seed: int = 0) -> AttackPool:
     """
     from workbench.datasets import encode_texts, load_tweets
 
-    _int_at_least("load_attack_pool", "n", n, 4)
+    n = check(n, Interval(int, 4, None), name="n", owner="load_attack_pool")
     tweets = load_tweets(n=n, seed=seed)
     texts = tweets.text.tolist()
     start = time.perf_counter()
@@ -66,7 +73,7 @@ class MembershipStudyConfig:
     >>> MembershipStudyConfig(k_shadows=1)
     Traceback (most recent call last):
     ...
-    ValueError: The 'k_shadows' parameter of MembershipStudyConfig must be an int >= 2. Got 1 instead.
+    workbench.validation.InvalidParameterError: The 'k_shadows' parameter of MembershipStudyConfig must be an int >= 2. Got 1 instead.
     """
 
     epsilons: tuple = (1.0, 8.0)
@@ -81,25 +88,16 @@ class MembershipStudyConfig:
 
     def __post_init__(self):
         owner = "MembershipStudyConfig"
-        eps = [self.epsilons] if isinstance(self.epsilons, (int, float)) else list(self.epsilons)
-        for e in eps:
-            _positive(owner, "epsilons", e)
-        eps = tuple(float(e) for e in eps)
-        if len({_epsilon_label(e) for e in eps}) != len(eps):
+        if isinstance(self.epsilons, (int, float, np.integer, np.floating)):
+            object.__setattr__(self, "epsilons", (self.epsilons,))
+        if isinstance(self.hidden, (int, np.integer)):
+            object.__setattr__(self, "hidden", (self.hidden,))
+        # online LiRA, RMIA and the reference attack need shadows that did and did not train on each candidate
+        check_fields(self, epsilons=Seq(_POSITIVE), k_shadows=Interval(int, 2, None), epochs=Interval(int, 1, None),
+                     batch_size=Interval(int, 1, None), lr=_POSITIVE, dp_lr=_POSITIVE, delta=_OPEN_UNIT,
+                     hidden=Seq(Interval(int, 1, None)), seed=Interval(int, 0, None))
+        if len({_epsilon_label(e) for e in self.epsilons}) != len(self.epsilons):
             raise ValueError(f"The 'epsilons' parameter of {owner} must not repeat a value. Got {self.epsilons!r} instead.")
-        object.__setattr__(self, "epsilons", eps)
-        # online LiRA and the reference attack need shadows that did and did not train on each candidate
-        _int_at_least(owner, "k_shadows", self.k_shadows, 2)
-        _int_at_least(owner, "epochs", self.epochs, 1)
-        _int_at_least(owner, "batch_size", self.batch_size, 1)
-        _positive(owner, "lr", self.lr)
-        _positive(owner, "dp_lr", self.dp_lr)
-        _in_open_unit(owner, "delta", self.delta)
-        hidden = (self.hidden,) if isinstance(self.hidden, (int, np.integer)) else tuple(self.hidden)
-        for h in hidden:
-            _int_at_least(owner, "hidden", h, 1)
-        object.__setattr__(self, "hidden", tuple(int(h) for h in hidden))
-        _int_at_least(owner, "seed", self.seed, 0)
 
     def train_config(self, *, dp: bool):
         """The :class:`~workbench.training.TrainConfig` of the non-DP (``dp=False``) or the DP models."""
@@ -112,7 +110,7 @@ class MembershipStudyConfig:
         (Poisson sampling at rate ``1 / steps_per_epoch``, the RDP accountant)."""
         from ..accounting import noise_for_epsilon
 
-        _int_at_least("MembershipStudyConfig.noise_multipliers", "n_train", n_train, 1)
+        n_train = check(n_train, Interval(int, 1, None), name="n_train", owner="MembershipStudyConfig.noise_multipliers")
         steps_per_epoch = -(-n_train // self.batch_size)
         return {eps: noise_for_epsilon(target_epsilon=eps, sample_rate=1 / steps_per_epoch, steps=steps_per_epoch * self.epochs,
                                        delta=self.delta) for eps in self.epsilons}
@@ -126,7 +124,7 @@ class MembershipStudy:
     ----------
     table : pandas.DataFrame
         One row per (model, attack): ``model`` ("non-DP", "eps=1", ...), ``attack``, ``epsilon`` (spent by the
-        target; NaN without DP), ``auc``, ``tpr@0.1%fpr``, ``tpr@1%fpr``, ``advantage`` and
+        target; NaN without DP), ``auc``, ``tpr_at_fpr_0.001``, ``tpr_at_fpr_0.01``, ``advantage`` and
         ``empirical_epsilon_lb`` (the epsilon the ROC certifies, :func:`~workbench.privacy.attacks.empirical_epsilon`).
     reports : {model label: MembershipReport}
         Everything :func:`~workbench.privacy.attacks.membership_inference` returned (ROC curves, scores, shadows).
@@ -170,11 +168,11 @@ def _mlp_train_fn(*, in_features: int, n_classes: int, config, hidden: tuple, no
 
 
 def membership_attack_study(data: tuple, *, config: MembershipStudyConfig = MembershipStudyConfig()) -> MembershipStudy:
-    """Attack a non-DP target and one DP target per epsilon with the four attacks of :data:`~workbench.privacy.attacks.ATTACKS`.
+    """Attack a non-DP target and one DP target per epsilon with the six attacks of :data:`~workbench.privacy.attacks.ATTACKS`.
 
     For each model :func:`~workbench.privacy.attacks.membership_inference` trains the target on a random half of
     the pool and ``config.k_shadows`` shadow models (same recipe) on other random halves, then scores every
-    candidate with the loss, reference and LiRA (offline, online) attacks.
+    candidate with the loss, reference, LiRA and RMIA (offline, online) attacks.
 
     Parameters
     ----------
@@ -191,11 +189,10 @@ def membership_attack_study(data: tuple, *, config: MembershipStudyConfig = Memb
     >>> g = torch.Generator().manual_seed(0)
     >>> X, y = torch.randn(40, 4, generator=g), torch.randint(0, 2, (40,), generator=g)
     >>> study = membership_attack_study((X, y), config=MembershipStudyConfig(epsilons=(), k_shadows=2, epochs=2, hidden=(8,)))
-    >>> study.table[["model", "attack"]].values.tolist()
-    [['non-DP', 'loss'], ['non-DP', 'reference'], ['non-DP', 'lira-offline'], ['non-DP', 'lira-online']]
+    >>> study.table.attack.tolist()
+    ['loss', 'reference', 'lira-offline', 'lira-online', 'rmia-offline', 'rmia-online']
     """
-    if not isinstance(config, MembershipStudyConfig):
-        raise ValueError(f"The 'config' parameter of membership_attack_study must be a MembershipStudyConfig. Got {type(config).__name__} instead.")
+    check(config, InstanceOf(MembershipStudyConfig), name="config", owner="membership_attack_study")
     X, y = data
     X, y = torch.as_tensor(X), torch.as_tensor(y)
     if X.ndim != 2 or y.ndim != 1 or len(X) != len(y):
@@ -217,43 +214,43 @@ def membership_attack_study(data: tuple, *, config: MembershipStudyConfig = Memb
     for label, rep in reports.items():
         for row in rep.summary():
             rows.append({"model": label, "attack": row["attack"], "epsilon": rep.target_info.get("epsilon"),
-                         **{k: row[k] for k in ("auc", "tpr@0.1%fpr", "tpr@1%fpr", "advantage")},
+                         **{k: row[k] for k in ("auc", *TPR_COLUMNS, "advantage")},
                          "empirical_epsilon_lb": A.empirical_epsilon(rep.results[row["attack"]], delta=config.delta)})
-    table = pd.DataFrame(rows, columns=["model", "attack", "epsilon", "auc", "tpr@0.1%fpr", "tpr@1%fpr", "advantage",
-                                        "empirical_epsilon_lb"])
+    table = pd.DataFrame(rows, columns=["model", "attack", "epsilon", "auc", *TPR_COLUMNS, "advantage", "empirical_epsilon_lb"])
     return MembershipStudy(table=table, reports=reports, noise_multipliers=sigmas, config=config,
                            timings={"membership_inference_seconds": seconds})
 
 
 # ------------------------------------------------------------------------------------------- run-record metrics
 def membership_metrics(table: pd.DataFrame) -> dict:
-    """Flat metrics of a membership table (:attr:`MembershipStudy.table`) for a run record.
+    """Flat metrics of a membership table (:attr:`MembershipStudy.table`) for a run record, in the records' one
+    naming scheme.
 
-    ``<model>/<attack>/auc``, ``.../tpr@0.1%fpr`` and ``.../tpr@1%fpr`` for every row; the first DP model
-    (the first whose ``model`` is not ``"non-DP"``) again under fixed names, ``dp/epsilon``,
-    ``dp/<attack>/auc``, ``dp/<attack>/tpr@1%fpr`` and ``dp/<attack>/empirical_epsilon_lb``, so that a batch grid
-    giving each run one epsilon collects into one column per metric.
+    ``<model>/<attack>/auc``, ``.../tpr_at_fpr_0.001`` and ``.../tpr_at_fpr_0.01`` for every row (``<model>`` is
+    ``non_dp`` or ``epsilon_<e>``, ``<attack>`` e.g. ``lira_online``, :func:`~._labels.metric_label`); the first DP
+    model (the first whose ``model`` is not ``"non-DP"``) again under fixed names, ``dp/epsilon``,
+    ``dp/<attack>/auc``, ``dp/<attack>/tpr_at_fpr_0.01`` and ``dp/<attack>/empirical_epsilon_lb``, so that a batch
+    grid giving each run one epsilon collects into one column per metric.
 
     Examples
     --------
     >>> t = pd.DataFrame({"model": ["non-DP", "eps=1"], "attack": ["loss", "loss"], "epsilon": [None, 0.98],
-    ...                   "auc": [0.7, 0.55], "tpr@0.1%fpr": [0.02, 0.0], "tpr@1%fpr": [0.05, 0.01],
+    ...                   "auc": [0.7, 0.55], "tpr_at_fpr_0.001": [0.02, 0.0], "tpr_at_fpr_0.01": [0.05, 0.01],
     ...                   "empirical_epsilon_lb": [0.4, 0.0]})
     >>> m = membership_metrics(t)
-    >>> m["non-DP/loss/auc"], m["dp/epsilon"], m["dp/loss/tpr@1%fpr"], "non-DP/loss/empirical_epsilon_lb" in m
-    (0.7, 0.98, 0.01, False)
+    >>> m["non_dp/loss/auc"], m["epsilon_1/loss/tpr_at_fpr_0.001"], m["dp/epsilon"], m["dp/loss/tpr_at_fpr_0.01"]
+    (0.7, 0.0, 0.98, 0.01)
     """
     rows = table.to_dict("records")
     metrics = {}
     for row in rows:
-        key = f"{row['model']}/{row['attack']}"
-        for name in ("auc", "tpr@0.1%fpr", "tpr@1%fpr"):
-            metrics[f"{key}/{name}"] = row[name]
+        for name in ("auc", *TPR_COLUMNS):
+            metrics[metric_key(metric_label(row["model"]), metric_label(row["attack"]), name)] = row[name]
     first_dp = next((row["model"] for row in rows if row["model"] != NON_DP), None)
     if first_dp is not None:
         dp_rows = [row for row in rows if row["model"] == first_dp]
         metrics["dp/epsilon"] = dp_rows[0]["epsilon"]
         for row in dp_rows:
-            for name in ("auc", "tpr@1%fpr", "empirical_epsilon_lb"):
-                metrics[f"dp/{row['attack']}/{name}"] = row[name]
+            for name in ("auc", A.tpr_key(0.01), "empirical_epsilon_lb"):
+                metrics[metric_key("dp", metric_label(row["attack"]), name)] = row[name]
     return metrics

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from .. import attacks as A
-from ._checks import _int_at_least
+from workbench.validation import Interval, Options, check
+
 from ._labels import _epsilon_label
 
 
@@ -43,7 +44,8 @@ class TheoryVsPractice:
     auc_bound: tuple
 
 
-_ATTACK_TITLES = {"loss": "loss", "reference": "reference", "lira-offline": "LiRA offline", "lira-online": "LiRA online"}
+_ATTACK_TITLES = {"loss": "loss", "reference": "reference", "lira-offline": "LiRA offline", "lira-online": "LiRA online",
+                  "rmia-offline": "RMIA offline", "rmia-online": "RMIA online"}
 
 
 def theory_vs_practice(reports: Mapping[str, A.MembershipReport], *, epsilons: Sequence[float], delta: float,
@@ -75,9 +77,8 @@ def theory_vs_practice(reports: Mapping[str, A.MembershipReport], *, epsilons: S
     >>> int(t.checks.loc[0, "n_violations_ci"]) > 0   # a perfect attack on an eps = 0.1 model: the claim is false
     True
     """
-    if attack not in A.ATTACKS:
-        raise ValueError(f"The 'attack' parameter of theory_vs_practice must be one of {sorted(A.ATTACKS)}. Got {attack!r} instead.")
-    _int_at_least("theory_vs_practice", "grid_points", grid_points, 2)
+    attack = check(attack, Options(tuple(A.ATTACKS)), name="attack", owner="theory_vs_practice")
+    grid_points = check(grid_points, Interval(int, 2, None), name="grid_points", owner="theory_vs_practice")
     epsilons = [float(e) for e in epsilons]
     grid = np.r_[0.0, np.logspace(-4, 0, grid_points)]
     title = _ATTACK_TITLES.get(attack, attack)
