@@ -4,7 +4,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["MLP", "ConvNet", "make_model"]
+from .validation import Interval, Seq, check
+
+_WIDTH = Interval(int, 1, None)
+
+__all__ = ["MLP", "ConvNet"]
 
 
 class MLP(nn.Module):
@@ -14,10 +18,18 @@ class MLP(nn.Module):
     --------
     >>> MLP(in_features=4, hidden=(8,), out_features=3)(torch.zeros(2, 4)).shape
     torch.Size([2, 3])
+    >>> MLP(in_features=4, hidden=8, out_features=3)
+    Traceback (most recent call last):
+    ...
+    workbench.validation.InvalidParameterError: The 'hidden' parameter of MLP must be a list or tuple of an int >= 1. Got 8 instead.
     """
 
     def __init__(self, *, in_features: int, out_features: int, hidden: tuple[int, ...] = (128,), dropout: float = 0.0):
         super().__init__()
+        in_features = check(in_features, _WIDTH, name="in_features", owner="MLP")
+        out_features = check(out_features, _WIDTH, name="out_features", owner="MLP")
+        hidden = check(hidden, Seq(_WIDTH), name="hidden", owner="MLP")
+        dropout = check(dropout, Interval(float, 0, 1, closed="left"), name="dropout", owner="MLP")
         layers: list[nn.Module] = [nn.Flatten()]
         width = in_features
         for h in hidden:
@@ -45,6 +57,10 @@ class ConvNet(nn.Module):
 
     def __init__(self, *, n_classes: int, width: int = 16, depth: int = 2, embedding_dim: int = 0):
         super().__init__()
+        n_classes = check(n_classes, _WIDTH, name="n_classes", owner="ConvNet")
+        width = check(width, _WIDTH, name="width", owner="ConvNet")
+        depth = check(depth, _WIDTH, name="depth", owner="ConvNet")
+        embedding_dim = check(embedding_dim, Interval(int, 0, None), name="embedding_dim", owner="ConvNet")
         blocks: list[nn.Module] = []
         channels = 1
         for i in range(depth):
@@ -67,19 +83,3 @@ class ConvNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.embed(x))
-
-
-_MODELS = {"mlp": MLP, "convnet": ConvNet}
-
-
-def make_model(name: str, **kwargs) -> nn.Module:
-    """Build a registered model by name (``"mlp"`` or ``"convnet"``) with keyword arguments.
-
-    Examples
-    --------
-    >>> type(make_model("mlp", in_features=2, out_features=2)).__name__
-    'MLP'
-    """
-    if name not in _MODELS:
-        raise ValueError(f"The 'name' parameter of make_model must be one of {sorted(_MODELS)}. Got {name!r} instead.")
-    return _MODELS[name](**kwargs)

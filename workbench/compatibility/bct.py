@@ -38,6 +38,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..training import TrainConfig, as_tensors, fit
+from ..validation import Interval, Options, Seq, check, check_fields
 
 __all__ = [
     "EmbeddingNet",
@@ -53,6 +54,8 @@ __all__ = [
     "retrieval_metrics",
     "retrieval_matrix",
     "compatibility_summary",
+    "similarity_matrix",
+    "rank_gallery",
     "SIMILARITIES",
 ]
 
@@ -134,10 +137,16 @@ class BCTConfig:
 
     Examples
     --------
+    >>> BCTConfig(hidden=[256, 128]).hidden
+    (256, 128)
     >>> BCTConfig(influence_weight=-1)
     Traceback (most recent call last):
     ...
-    ValueError: The 'influence_weight' parameter of BCTConfig must be >= 0. Got -1 instead.
+    workbench.validation.InvalidParameterError: The 'influence_weight' parameter of BCTConfig must be a float >= 0. Got -1 instead.
+    >>> BCTConfig(hidden=(-4,))
+    Traceback (most recent call last):
+    ...
+    workbench.validation.InvalidParameterError: The 'hidden' parameter of BCTConfig must be a list or tuple of an int >= 1. Got (-4,) instead.
     """
 
     hidden: tuple[int, ...] = (128,)
@@ -149,14 +158,9 @@ class BCTConfig:
     batch_size: int = 64
 
     def __post_init__(self):
-        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        if not (isinstance(self.embedding_dim, int) and self.embedding_dim >= 1):
-            raise ValueError(f"The 'embedding_dim' parameter of BCTConfig must be an int >= 1. Got {self.embedding_dim!r} instead.")
-        if not float(self.influence_weight) >= 0:
-            raise ValueError(f"The 'influence_weight' parameter of BCTConfig must be >= 0. Got {self.influence_weight!r} instead.")
-        if self.head not in HEADS:
-            raise ValueError(f"The 'head' parameter of BCTConfig must be one of {HEADS}. Got {self.head!r} instead.")
-        TrainConfig(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size)  # validates the rest
+        check_fields(self, hidden=Seq(Interval(int, 1, None)), embedding_dim=Interval(int, 1, None),
+                     influence_weight=Interval(float, 0, None), head=Options(HEADS), epochs=Interval(int, 1, None),
+                     lr=Interval(float, 0, None, closed="neither"), batch_size=Interval(int, 1, None))
 
     def train_config(self, seed: int) -> TrainConfig:
         return TrainConfig(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, seed=seed)
@@ -310,8 +314,7 @@ def fit_linear_map(new_model: nn.Module, old_model: nn.Module, x, *, ridge: floa
     >>> torch.allclose(m.weight, torch.tensor([[0.0, 2.0], [1.0, 0.0]]), atol=1e-3)
     True
     """
-    if ridge < 0:
-        raise ValueError(f"The 'ridge' parameter of fit_linear_map must be >= 0. Got {ridge!r} instead.")
+    ridge = check(ridge, Interval(float, 0, None), name="ridge", owner="fit_linear_map")
     src, dst = embed(new_model, x).double(), embed(old_model, x).double()
     mu_s, mu_d = src.mean(0), dst.mean(0)
     a, b = src - mu_s, dst - mu_d
@@ -321,10 +324,52 @@ def fit_linear_map(new_model: nn.Module, old_model: nn.Module, x, *, ridge: floa
     return LinearMap(new_model, weight.float(), bias.float()).eval()
 
 
-def _similarity(q: torch.Tensor, g: torch.Tensor, kind: str) -> torch.Tensor:
-    if kind == "cosine":
+def similarity_matrix(query, gallery, *, similarity: str = "cosine") -> torch.Tensor:
+    """Similarity of every query row to every gallery row (higher = closer): cosine similarity, or the negative
+    Euclidean distance.
+
+    Examples
+    --------
+    >>> similarity_matrix([[1.0, 0.0]], [[2.0, 0.0], [0.0, 1.0]]).tolist()
+    [[1.0, 0.0]]
+    >>> similarity_matrix([[1.0, 0.0]], [[2.0, 0.0], [0.0, 1.0]], similarity="euclidean").tolist()
+    [[-1.0, -1.4142135381698608]]
+    """
+    check(similarity, Options(SIMILARITIES), name="similarity", owner="similarity_matrix")
+    q = torch.as_tensor(np.asarray(query), dtype=torch.float32)
+    g = torch.as_tensor(np.asarray(gallery), dtype=torch.float32)
+    if similarity == "cosine":
         return F.normalize(q, dim=1) @ F.normalize(g, dim=1).T
     return -torch.cdist(q, g)
+
+
+def rank_gallery(query, gallery, *, similarity: str = "cosine", k: int | None = None) -> np.ndarray:
+    """Gallery rows ordered from the most to the least similar, per query row (ties keep gallery order).
+
+    Parameters
+    ----------
+    query : array-like (Q, D) or (D,)
+        Query embeddings (one row: a single query).
+    gallery : array-like (G, D)
+    similarity : {"cosine", "euclidean"}
+    k : int, optional
+        Keep the first ``k`` of each ranking (default: the whole gallery).
+
+    Returns
+    -------
+    numpy.ndarray of int, shape (Q, k)
+
+    Examples
+    --------
+    >>> rank_gallery([[1.0, 0.0]], [[0.0, 1.0], [1.0, 0.1], [1.0, 0.0]], k=2).tolist()
+    [[2, 1]]
+    """
+    q = np.asarray(query, dtype=np.float32)
+    q = q.reshape(1, -1) if q.ndim == 1 else q
+    if k is not None:
+        k = check(k, Interval(int, 1, None), name="k", owner="rank_gallery")
+    order = torch.argsort(similarity_matrix(q, gallery, similarity=similarity), dim=1, descending=True, stable=True)
+    return order[:, :k].numpy() if k is not None else order.numpy()
 
 
 def retrieval_metrics(
@@ -362,8 +407,8 @@ def retrieval_metrics(
     >>> retrieval_metrics(q, [1], g, [0, 1, 1])["map"]  # relevant at ranks 1 and 3: (1/1 + 2/3) / 2
     0.8333333333333333
     """
-    if similarity not in SIMILARITIES:
-        raise ValueError(f"The 'similarity' parameter of retrieval_metrics must be one of {SIMILARITIES}. Got {similarity!r} instead.")
+    check(similarity, Options(SIMILARITIES), name="similarity", owner="retrieval_metrics")
+    chunk = check(chunk, Interval(int, 1, None), name="chunk", owner="retrieval_metrics")
     q = torch.as_tensor(np.asarray(query), dtype=torch.float32)
     g = torch.as_tensor(np.asarray(gallery), dtype=torch.float32)
     ql = torch.as_tensor(np.asarray(query_labels)).long().reshape(-1)
@@ -375,7 +420,7 @@ def retrieval_metrics(
     top1, aps = [], []
     ranks = torch.arange(1, len(g) + 1, dtype=torch.float64)
     for start in range(0, len(q), chunk):
-        sim = _similarity(q[start : start + chunk], g, similarity)
+        sim = similarity_matrix(q[start : start + chunk], g, similarity=similarity)
         order = torch.argsort(sim, dim=1, descending=True, stable=True)
         rel = (gl[order] == ql[start : start + chunk, None]).double()
         top1.append(rel[:, 0])
@@ -453,8 +498,7 @@ def compatibility_summary(matrix: pd.DataFrame, *, new: str, old: str = "old", m
     >>> s["compatible"], round(s["update_gain"], 3)
     (True, 0.5)
     """
-    if metric not in ("top1", "map"):
-        raise ValueError(f"The 'metric' parameter of compatibility_summary must be 'top1' or 'map'. Got {metric!r} instead.")
+    check(metric, Options(("top1", "map")), name="metric", owner="compatibility_summary")
     new_gallery = new_gallery or new
 
     def get(a, b):

@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..validation import Interval, Options, check
+
 __all__ = ["ImageSplit", "load_image_split", "DATASETS"]
 
 DATASETS = ("fashion_mnist", "digits")
@@ -49,11 +51,10 @@ def load_image_split(dataset: str = "fashion_mnist", *, n_train: int = 10000, n_
     """
     from ..datasets import load_digits, load_fashion_mnist
 
-    if dataset not in DATASETS:
-        raise ValueError(f"The 'dataset' parameter of load_image_split must be one of {DATASETS}. Got {dataset!r} instead.")
-    for name, value in (("n_train", n_train), ("n_test", n_test)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"The '{name}' parameter of load_image_split must be an int >= 1. Got {value!r} instead.")
+    check(dataset, Options(DATASETS), name="dataset", owner="load_image_split")
+    n_train = check(n_train, Interval(int, 1, None), name="n_train", owner="load_image_split")
+    n_test = check(n_test, Interval(int, 1, None), name="n_test", owner="load_image_split")
+    seed = check(seed, Interval(int, 0, None), name="seed", owner="load_image_split")
     if dataset == "fashion_mnist":
         tr = load_fashion_mnist(split="train", n=n_train)
         te = load_fashion_mnist(split="test", n=n_test)

@@ -30,6 +30,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ..validation import Interval, Options, check
+
 __all__ = [
     "error_rate",
     "negative_flip_rate",
@@ -257,6 +259,7 @@ def per_class_flips(y, old, new, *, classes: Sequence[str] | None = None, n_clas
     >>> t["name"].tolist(), t["nfr"].tolist(), t["pfr"].tolist()
     (['cat', 'dog'], [0.5, 0.0], [0.0, 0.5])
     """
+    n_classes = check(n_classes, Interval(int, 1, None), None, name="n_classes", owner="per_class_flips")
     table = per_group_flips(y, old, new, groups=y, names=classes)
     if n_classes is not None:
         table = table.reindex(range(n_classes))
@@ -290,8 +293,8 @@ def flipped_examples(y, old, new, *, kind: str = "negative", cls: int | None = N
     >>> flipped_examples([0, 1, 1, 0], [0, 1, 1, 1], [1, 1, 0, 0], cls=1)["index"].tolist()
     [2]
     """
-    if kind not in FLIP_KINDS:
-        raise ValueError(f"The 'kind' parameter of flipped_examples must be one of {FLIP_KINDS}. Got {kind!r} instead.")
+    check(kind, Options(FLIP_KINDS), name="kind", owner="flipped_examples")
+    cls = check(cls, Interval(int, 0, None), None, name="cls", owner="flipped_examples")
     y, old, new = _as_arrays(y, old, new)
     mask = flip_masks(y, old, new)[kind]
     if cls is not None:

@@ -140,20 +140,20 @@ def retrieval_panel(
     gallery_images: np.ndarray,
     classes: Sequence[str],
     k: int = 8,
+    similarity: str = "cosine",
 ):
     """Panel: query model x gallery model x query image -> the top-``k`` retrieved gallery images.
 
-    Embeddings are computed once when the panel is built; changing a control only ranks.
+    Embeddings are computed once when the panel is built; changing a control only ranks
+    (:func:`~workbench.compatibility.bct.rank_gallery`, by ``similarity``: "cosine" or "euclidean").
 
     Returns
     -------
     ipywidgets.VBox
     """
     import ipywidgets as w
-    import torch
-    from torch.nn import functional as F
 
-    from ..compatibility.bct import embed, retrieval_metrics
+    from ..compatibility.bct import embed, rank_gallery, retrieval_metrics
     from ..plots.compatibility import retrieval_examples_figure
 
     names = list(models)
@@ -171,9 +171,8 @@ def retrieval_panel(
             info.value = f"<b>{qm.value}</b> and <b>{gm.value}</b> embeddings have different sizes: they cannot be compared at all."
             _show(out)
             return
-        m = retrieval_metrics(a, ql, b, gl)
-        sims = (F.normalize(a[qi.value : qi.value + 1], dim=1) @ F.normalize(b, dim=1).T)[0]
-        top = torch.argsort(sims, descending=True)[:k].numpy()
+        m = retrieval_metrics(a, ql, b, gl, similarity=similarity)
+        top = rank_gallery(a[qi.value], b, similarity=similarity, k=k)[0]
         correct = gl[top] == ql[qi.value]
         info.value = (f"query model <b>{qm.value}</b> vs gallery model <b>{gm.value}</b>: "
                       f"top-1 {m['top1']:.3f}, mAP {m['map']:.3f} over {m['n_queries']} queries. "
