@@ -145,8 +145,10 @@ def audit_on_corpus(clf: SentimentModel, corpus, features, *, protected, thresho
     """
     import pandas as pd
 
+    from workbench.metrics import roc_auc
+
     from .counterfactual import counterfactual_token_fairness
-    from .groups import bias_aucs, bias_summary, fairness_gaps, group_metrics, membership, roc_auc
+    from .groups import bias_aucs, bias_summary, fairness_gaps, group_metrics, membership
     from .sensitivity import accumulated_prediction_sensitivity, compare_with_counterfactual
 
     df = corpus.reset_index(drop=True).copy()

@@ -44,6 +44,8 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .identity_terms import EEC_NAMES, EXTRA_GENDER_PAIRS
+
 __all__ = [
     "EXTRA_GENDER_PAIRS",
     "NOT_AFTER_POSSESSIVE",
@@ -60,22 +62,6 @@ __all__ = [
     "score_counterfactuals",
 ]
 
-#: (female, male) pairs added to the data layer's Bolukbasi pairs.
-EXTRA_GENDER_PAIRS: tuple[tuple[str, str], ...] = (
-    ("wife", "husband"),
-    ("girlfriend", "boyfriend"),
-    ("girlfriends", "boyfriends"),
-    ("mrs", "mr"),
-    ("madam", "sir"),
-    ("actress", "actor"),
-    ("actresses", "actors"),
-    ("waitress", "waiter"),
-    ("aunts", "uncles"),
-    ("nieces", "nephews"),
-    ("grandmothers", "grandfathers"),
-    ("woman's", "man's"),
-    ("women's", "men's"),
-)
 _PRONOUNS = {"she": "he", "he": "she", "him": "her", "hers": "his", "herself": "himself", "himself": "herself"}
 #: Words after which "her" cannot be a possessive determiner (so it is the object "him").
 NOT_AFTER_POSSESSIVE: frozenset[str] = frozenset("""
@@ -183,12 +169,10 @@ def name_lexicon(names_a: Sequence[str], names_b: Sequence[str]) -> SwapLexicon:
 def eec_name_lexicon(*, swap: str = "gender") -> SwapLexicon:
     """Name swaps between the evaluation corpus's name groups: ``swap="gender"`` (female <-> male name i
     within each race) or ``swap="race"`` (African American <-> European American name i, same gender)."""
-    from .evaluation_corpus import NAMES
-
     if swap == "gender":
-        pairs = [(NAMES[(r, "female")], NAMES[(r, "male")]) for r in ("african_american", "european_american")]
+        pairs = [(EEC_NAMES[(r, "female")], EEC_NAMES[(r, "male")]) for r in ("african_american", "european_american")]
     elif swap == "race":
-        pairs = [(NAMES[("african_american", g)], NAMES[("european_american", g)]) for g in ("female", "male")]
+        pairs = [(EEC_NAMES[("african_american", g)], EEC_NAMES[("european_american", g)]) for g in ("female", "male")]
     else:
         raise ValueError(f"The 'swap' parameter of eec_name_lexicon must be 'gender' or 'race'. Got {swap!r} instead.")
     return name_lexicon([n for a, _ in pairs for n in a], [n for _, b in pairs for n in b])

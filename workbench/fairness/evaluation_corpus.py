@@ -41,6 +41,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from .identity_terms import EEC_NAMES as NAMES  # noqa: F401 - public name of this module too
+from .identity_terms import EXTRA_GENDER_PAIRS
+
 __all__ = [
     "TEMPLATES",
     "EMOTION_STATE_WORDS",
@@ -102,17 +105,6 @@ NOUN_PHRASES: tuple[tuple[tuple[str, str], tuple[str, str]], ...] = (
     (("my mom", "my mom"), ("my dad", "my dad")),
 )
 
-#: The EEC's first names by (race, gender); name i of each list are the counterparts used for pairs.
-NAMES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("african_american", "female"): ("Ebony", "Jasmine", "Lakisha", "Latisha", "Latoya",
-                                     "Nichelle", "Shaniqua", "Shereen", "Tanisha", "Tia"),
-    ("african_american", "male"): ("Alonzo", "Alphonse", "Darnell", "Jamel", "Jerome",
-                                   "Lamar", "Leroy", "Malik", "Terrence", "Torrance"),
-    ("european_american", "female"): ("Amanda", "Betsy", "Courtney", "Ellen", "Heather",
-                                      "Katie", "Kristin", "Melanie", "Nancy", "Stephanie"),
-    ("european_american", "male"): ("Adam", "Alan", "Andrew", "Frank", "Harry",
-                                    "Jack", "Josh", "Justin", "Roger", "Ryan"),
-}
 #: WEAT word sets (data layer) each race's names must come from.
 _NAME_SOURCES = {"african_american": "african_american_names_5", "european_american": "european_american_names_5"}
 
@@ -132,8 +124,6 @@ def _check_sources() -> None:
             raise RuntimeError(f"Names {missing} ({race}, {gender}) are not in WEAT set {_NAME_SOURCES[race]!r}.")
     pairs = {(f.lower(), m.lower()) for f, m in load_gender_pairs()[["female", "male"]].itertuples(index=False)}
     pairs |= {(m, f) for f, m in pairs}
-    from .counterfactual import EXTRA_GENDER_PAIRS
-
     pairs |= set(EXTRA_GENDER_PAIRS) | {(m, f) for f, m in EXTRA_GENDER_PAIRS}
     for (fs, _), (ms, _) in NOUN_PHRASES:
         f, m = fs.split()[-1], ms.split()[-1]

@@ -47,7 +47,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
+
+# One ROC/AUC for the whole workbench; re-exported here because the group metrics are defined with it.
+from workbench.metrics import UndefinedMetricWarning, roc_auc
 
 __all__ = [
     "roc_auc",
@@ -59,10 +61,6 @@ __all__ = [
     "bias_summary",
     "UndefinedMetricWarning",
 ]
-
-
-class UndefinedMetricWarning(UserWarning):
-    """A metric is undefined on the given data (e.g. an AUC with one class) and was set to NaN."""
 
 
 # --------------------------------------------------------------------------------------------- checks
@@ -148,30 +146,6 @@ def membership(groups, n: int | None = None, *, subgroups: Sequence[str] | None 
 
 def _missing(v) -> bool:
     return v is None or (isinstance(v, float) and np.isnan(v))
-
-
-# ------------------------------------------------------------------------------------------------ AUC
-def roc_auc(scores, labels, *, what: str = "AUC") -> float:
-    """Area under the ROC curve (Mann-Whitney U with mid-ranks for ties); NaN with a warning if one class.
-
-    Examples
-    --------
-    >>> roc_auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])
-    0.75
-    >>> roc_auc([0.5, 0.5], [1, 0])
-    0.5
-    """
-    s = np.asarray(scores, dtype=float).reshape(-1)
-    y = np.asarray(labels).reshape(-1).astype(int)
-    n_pos = int(y.sum())
-    n_neg = len(y) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        warnings.warn(f"{what} is undefined with only one class ({n_pos} positive, {n_neg} negative examples); returning NaN.",
-                      UndefinedMetricWarning, stacklevel=2)
-        return float("nan")
-    ranks = rankdata(s)  # average ranks for ties
-    u = ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2.0
-    return float(u / (n_pos * n_neg))
 
 
 # ----------------------------------------------------------------------------------------- group rates
