@@ -134,7 +134,7 @@ def test_frozen_layers_are_ignored():
         (nn.BatchNorm1d(4), ["BatchNorm1d", "GroupNorm"]),
         (nn.GRU(4, 4, batch_first=True), ["GRU", "RecurrentClassifier"]),
         (nn.Conv1d(4, 4, 1), ["Conv1d", "opacus-hooks"]),
-        (nn.LayerNorm(4), ["LayerNorm", "Freeze"]),
+        (nn.GroupNorm(2, 4), ["GroupNorm", "Freeze", "register_rule", "Linear, Embedding, LayerNorm"]),
     ],
 )
 def test_unsupported_layers_raise_clear_errors(layer, words):

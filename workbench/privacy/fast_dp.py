@@ -7,41 +7,40 @@ backward pass on the re-weighted loss. This engine (in the spirit of eDP-SGD and
 book-keeping, "Differentially private optimization on large model at small cost", ICML 2023) needs a single
 forward and a single backward pass that computes **only activation gradients**:
 
-1. forward: hooks keep each layer's input ``a`` (N, T, d_in) and its output; one ``torch.autograd.grad`` call
-   then returns the gradient ``b`` (N, T, d_out) of every layer output, and nothing else: autograd prunes
-   the weight gradients, which are never computed;
-2. per-sample squared norms, layer by layer, without forming ``g_n``:
-
-   * ``nn.Linear`` on vectors: ``||b_n||^2 ||a_n||^2`` (+ ``||b_n||^2`` for the bias);
-   * ``nn.Linear`` on sequences, or called several times per forward (the GRU's hidden projection, once per
-     step; the calls are stacked along T): the Gram-matrix ("ghost") trick
-     ``||sum_t b_t a_t^T||^2 = sum_{t,s} <a_t, a_s> <b_t, b_s>`` when ``T^2 <= d_in d_out``, else the
-     per-sample gradient itself (book-keeping's hybrid rule); bias ``||sum_t b_t||^2``;
-   * ``nn.Embedding`` (with any pooling after it): the sample's gradient has one non-zero row per distinct
-     token ``v``, ``sum_{t: id_t = v} b_t``, so its squared norm is
-     ``sum_t ||b_t||^2 + 2 sum_{s<t, id_s = id_t} <b_s, b_t>``: O(N T d), never a vocab x dim gradient. A
-     compiled single-pass kernel computes it (:mod:`workbench.privacy._kernels`, Numba); without Numba, one
-     sort of the batch's (sample, token) keys and ``index_add`` calls give the same rows in torch. The padding
-     row gets no gradient, as in ``nn.Embedding``;
+1. forward: hooks keep each trainable layer's input ``a`` and its output; one ``torch.autograd.grad`` call then
+   returns the gradient ``b`` of every layer output, and nothing else: autograd prunes the weight gradients,
+   which are never computed;
+2. per-sample squared norms, layer by layer, without forming ``g_n``, by the **rule registered for the layer's
+   type** (:mod:`workbench.privacy.clipping_rules`: ``nn.Linear`` on vectors and sequences with the Gram-matrix
+   "ghost" identity or the per-sample gradient, whichever is smaller; ``nn.Embedding``, including position ids
+   shared by the whole batch; ``nn.LayerNorm`` / ``nn.RMSNorm``; your own with
+   :func:`~workbench.privacy.clipping_rules.register_rule`);
 3. book-keeping: the clipped sum is one contraction per layer, ``W.grad += (c * b)^T a`` with
-   ``c_n = min(1, C / (||g_n|| + 1e-6))`` (Opacus's clip factor), and a weighted scatter-add of the ``b_t``
-   into the table's rows for embeddings. :func:`workbench.privacy.dp.train` first draws the Gaussian noise straight into the gradient
-   buffers (:class:`workbench.privacy.noise.NoisyGradients`), so the engine accumulates onto it.
+   ``c_n = min(1, C / (||g_n|| + 1e-6))`` (Opacus's clip factor); each layer's records are freed as soon as its
+   contraction is done. :func:`workbench.privacy.dp.train` first draws the Gaussian noise straight into the
+   gradient buffers (:class:`workbench.privacy.noise.NoisyGradients`), so the engine accumulates onto it.
 
-The recurrent layer is handled by unrolling: :class:`workbench.textmodels.RecurrentClassifier` builds its
-GRU from two ``nn.Linear`` layers, so the GRU reduces to the Linear rules above.
+This works on a pretrained transformer as it is loaded (``workbench.datasets.load_encoder("minilm").model``, a
+``transformers`` ``BertModel``), with sdpa or eager attention, with or without its pooler (an unused pooler gets a
+zero gradient), on padded batches with an attention mask, and without any change to the model. The recurrent
+layer of :class:`workbench.textmodels.RecurrentClassifier` is unrolled into ``nn.Linear`` layers, called once per
+step; the calls are stacked along ``T``.
+
+**Group-wise clipping** (``clipping="per_layer"``, eDP-SGD's knob; "per-layer clipping" in McMahan et al. 2018):
+the trainable parameters are split into groups ``k = 1..G`` and each sample's gradient is clipped group by group,
+``g_{n,k} * min(1, C_k / (||g_{n,k}|| + 1e-6))``, with budgets ``C_k`` such that ``sum_k C_k^2 = C^2``: by default
+``C_k = C / sqrt(G)``, or ``C_k = C sqrt(s_k / sum_j s_j)`` for given shares ``s_k``. Each clipped per-sample
+gradient then still has norm at most ``C``, so the noise ``sigma C`` gives the same guarantee as flat clipping.
 
 Why not Opacus's extension points? Opacus lets one register per-layer *norm samplers*
 (``register_norm_sampler``) for its ghost-clipping module, and we do follow the same per-layer formulas,
 but that module always re-runs backward to form the clipped gradient (so it cannot reach ~1x cost), and it
 refuses layers called more than once per forward ("Parameter tying is not supported with Ghost Clipping"),
-which rules out the unrolled GRU's hidden projection (called once per time step); its per-parameter
-``_norm_sample`` slot holds one norm per call, not the norm of the summed gradient. Book-keeping also needs
-the activations and backprops after the norms are known, which the ``GradSampleModule`` API frees. We
-therefore use our own hooks here, and reuse Opacus for everything else: the accountant
-(:mod:`workbench.privacy.accounting`), Poisson sampling (``opacus.utils.uniform_sampler.UniformWithReplacementSampler``)
-and the noise semantics of ``DPOptimizer`` (Gaussian noise with std ``sigma * C`` on the clipped sum, divided
-by the expected batch size; drawn by our own faster sampler, :mod:`workbench.privacy.noise`).
+which rules out the unrolled GRU's hidden projection; on the ``BertModel`` above it fails out of the box (sdpa
+attention, position ids shared by the batch, an unused pooler). We therefore use our own hooks here, and reuse
+Opacus for everything else: the accountant (:mod:`workbench.privacy.accounting`), Poisson sampling and the noise
+semantics of ``DPOptimizer`` (Gaussian noise with std ``sigma * C`` on the clipped sum, divided by the expected
+batch size).
 
 Examples
 --------
@@ -54,39 +53,77 @@ Examples
 >>> bool((out["norms"] > 0).all()), tuple(model[0].weight.grad.shape)
 (True, (2, 3))
 >>> engine.remove()
+
+Per-layer clipping, two groups, each with budget ``1 / sqrt(2)``:
+
+>>> model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+>>> engine = GhostClippingEngine(model, max_grad_norm=1.0, clipping="per_layer")
+>>> engine.groups, [round(c, 4) for c in engine.group_max_norms]
+(('0', '2'), [0.7071, 0.7071])
+>>> tuple(engine.clipped_grad(x, y)["clip_factors"].shape)
+(4, 2)
+>>> engine.remove()
 """
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Callable
 
 import torch
 from torch import nn
 
-__all__ = ["GhostClippingEngine", "UnsupportedLayerError", "SUPPORTED_LAYERS", "EMBEDDING_KERNELS", "check_model", "per_sample_grad_norms_reference"]
+from ..validation import Callable as CallableC, InstanceOf, Interval, Options, check
+from .clipping_rules import RuleContext, UnsupportedLayerError, rule_for, supported_layer_types
+
+__all__ = [
+    "GhostClippingEngine",
+    "UnsupportedLayerError",
+    "SUPPORTED_LAYERS",
+    "EMBEDDING_KERNELS",
+    "CLIPPING_MODES",
+    "check_model",
+    "per_sample_grad_norms_reference",
+]
 
 #: Accepted values of ``GhostClippingEngine(embedding_kernel=...)``: "auto" takes Numba's when it is installed.
 EMBEDDING_KERNELS = ("auto", "numba", "torch")
-#: Layers with trainable parameters the engine can clip.
-SUPPORTED_LAYERS = (nn.Linear, nn.Embedding)
+#: Layers with a clipping rule when this module was imported (the live list: ``clipping_rules.supported_layer_types()``).
+SUPPORTED_LAYERS = supported_layer_types()
 _CLIP_EPS = 1e-6  # as opacus.optimizers.optimizer.DPOptimizer.clip_and_accumulate
 
+#: ``GhostClippingEngine(clipping=...)``: how parameters are grouped, ``(parameter name, layer path) -> group label``.
+#: A callable ``parameter name -> label`` is accepted too.
+CLIPPING_MODES: dict[str, Callable[[str, str], str]] = {
+    "flat": lambda param, layer: "all",          # one group: classic DP-SGD
+    "per_layer": lambda param, layer: layer,     # one group per layer (module) with trainable parameters
+    "per_parameter": lambda param, layer: param,  # one group per parameter tensor
+}
 
-class UnsupportedLayerError(ValueError):
-    """A model holds a trainable layer the fast DP engine cannot clip."""
+
+def _label(name: str, model: nn.Module) -> str:
+    return name or type(model).__name__
 
 
 def check_model(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Validate ``model`` for the engine and return its ``(name, layer)`` pairs with trainable parameters.
+    """Validate ``model`` for the engine and return its ``(path, layer)`` pairs that hold trainable parameters.
 
     Raises
     ------
     UnsupportedLayerError
-        Naming the first BatchNorm layer (mixes samples, so per-sample clipping is undefined) or the first
-        trainable layer that is not ``nn.Linear`` / ``nn.Embedding``, and what to do about it.
+        Naming the first BatchNorm layer (mixes samples, so per-sample clipping is undefined), the first fused
+        recurrent layer, the first trainable layer of a type without a clipping rule (listing the supported types),
+        or two layers sharing a parameter, and what to do about it.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> [path for path, _ in check_model(nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.LayerNorm(2)))]
+    ['0', '2']
     """
     layers = []
     for name, module in model.named_modules():
-        label = name or type(model).__name__
+        label = _label(name, model)
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             raise UnsupportedLayerError(
                 f"Layer '{label}' ({type(module).__name__}) mixes the samples of a batch, so DP-SGD cannot clip per-sample "
@@ -95,21 +132,18 @@ def check_model(model: nn.Module) -> list[tuple[str, nn.Module]]:
         own = [p for p in module.parameters(recurse=False) if p.requires_grad]
         if not own:
             continue
-        if isinstance(module, (nn.RNNBase,)):
+        if isinstance(module, nn.RNNBase):
             raise UnsupportedLayerError(
                 f"Layer '{label}' ({type(module).__name__}) is a fused recurrent layer the fast DP engine cannot clip. Use "
                 "workbench.textmodels.RecurrentClassifier (a GRU unrolled into nn.Linear layers), or engine='opacus-hooks' "
                 "with opacus.layers.DPGRU/DPLSTM."
             )
-        if not isinstance(module, SUPPORTED_LAYERS):
+        if rule_for(module) is None:
+            supported = ", ".join(t.__name__ for t in supported_layer_types())
             raise UnsupportedLayerError(
-                f"Layer '{label}' ({type(module).__name__}) has trainable parameters the fast DP engine cannot clip (it handles "
-                f"{', '.join(t.__name__ for t in SUPPORTED_LAYERS)}). Freeze it (requires_grad=False), or use engine='opacus-hooks'."
-            )
-        if isinstance(module, nn.Embedding) and (module.sparse or module.max_norm is not None):
-            raise UnsupportedLayerError(
-                f"Layer '{label}' (Embedding) uses sparse=True or max_norm, which the fast DP engine does not support. "
-                "Use a dense embedding without max_norm, or engine='opacus-hooks'."
+                f"Layer '{label}' ({type(module).__name__}) has trainable parameters the fast DP engine cannot clip (it has "
+                f"rules for {supported}). Freeze it (requires_grad=False), register a rule for it "
+                "(workbench.privacy.clipping_rules.register_rule), or use engine='opacus-hooks'."
             )
         layers.append((label, module))
     owners: dict[int, str] = {}
@@ -126,33 +160,82 @@ def check_model(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return layers
 
 
+def _batch_size(x) -> int:
+    """The batch size of a model input: a tensor, a mapping of tensors (``model(**x)``) or a tuple (``model(*x)``)."""
+    if isinstance(x, torch.Tensor):
+        return x.shape[0]
+    values = list(x.values()) if isinstance(x, Mapping) else list(x) if isinstance(x, (list, tuple)) else []
+    if isinstance(x, Mapping) and isinstance(x.get("input_ids"), torch.Tensor):
+        return x["input_ids"].shape[0]
+    for v in values:
+        if isinstance(v, torch.Tensor) and v.dim() > 0:
+            return v.shape[0]
+    raise UnsupportedLayerError(f"Cannot tell the batch size of the model input {type(x).__name__}: pass a tensor, a mapping "
+                                "of tensors (called as model(**x)) or a tuple of tensors (model(*x)).")
+
+
+def _forward(model, x):
+    if isinstance(x, Mapping):
+        return model(**x)
+    if isinstance(x, (list, tuple)):
+        return model(*x)
+    return model(x)
+
+
 class GhostClippingEngine:
-    """Per-sample clipping for a model made of ``nn.Linear`` / ``nn.Embedding`` layers in one backward pass.
+    """Per-sample clipping in one backward pass, for models whose trainable layers all have a clipping rule.
 
     Parameters
     ----------
     model : torch.nn.Module
-        Its trainable layers must be ``nn.Linear`` or ``nn.Embedding`` (see :func:`check_model`).
+        Its trainable layers (``requires_grad=True`` parameters) must have a rule in
+        :data:`workbench.privacy.clipping_rules.RULES` (see :func:`check_model`): ``nn.Linear``, ``nn.Embedding``,
+        ``nn.LayerNorm``, ``nn.RMSNorm`` or a type you registered. Choose what to train
+        (:func:`workbench.privacy.trainable.select_trainable`) *before* building the engine.
     max_grad_norm : float
-        The clipping norm ``C``.
+        The clipping norm ``C`` (the bound on each sample's whole clipped gradient).
     embedding_kernel : {"auto", "numba", "torch"}
         How embedding layers are handled: Numba's compiled kernels (``"auto"`` when Numba imports) or plain
         torch operations. Both give the same numbers (tested); the kernels are several times faster.
+    clipping : {"flat", "per_layer", "per_parameter"} or callable
+        Flat clipping (one norm per sample), or group-wise clipping with one group per layer, per parameter
+        tensor, or per label of a callable ``parameter name -> label`` (e.g. ``lambda name: name.split(".")[2]``
+        groups a BERT's encoder layers). See the module's docstring for the definition.
+    group_budget : mapping, optional
+        Group-wise clipping only: ``{group label: share > 0}`` for every group; group ``k`` gets
+        ``C_k = C sqrt(s_k / sum_j s_j)``. By default every group gets ``C / sqrt(G)``. Either way
+        ``sum_k C_k^2 = C^2``.
+
+    Attributes
+    ----------
+    layers : list of (str, nn.Module)
+        The hooked layers and their paths.
+    parameters : list of torch.nn.Parameter
+        The trainable parameters the engine writes ``.grad`` for.
+    groups : tuple of str
+        The group labels (``("all",)`` for flat clipping).
+    group_max_norms : tuple of float
+        ``C_k`` per group.
 
     Notes
     -----
     :meth:`clipped_grad` sets each trainable parameter's ``.grad`` to the **sum** of the clipped per-sample
     gradients (times ``scale``; no noise), or adds it to the existing ``.grad`` with ``accumulate=True``;
     :func:`workbench.privacy.dp.train` draws the noise straight into the gradient buffers and then accumulates
-    the clipped sum onto it. Call :meth:`remove` to take the hooks off the model.
+    the clipped sum onto it. The model input ``x`` may be a tensor (``model(x)``), a mapping (``model(**x)``, e.g. a
+    tokenizer's ``input_ids`` and ``attention_mask``) or a tuple (``model(*x)``). The output of a hooked layer must
+    not be modified in place (e.g. by ``nn.ReLU(inplace=True)``): the engine checks and raises. Call
+    :meth:`remove` to take the hooks off the model.
     """
 
-    def __init__(self, model: nn.Module, *, max_grad_norm: float, embedding_kernel: str = "auto"):
-        if not (isinstance(max_grad_norm, (int, float)) and not isinstance(max_grad_norm, bool) and max_grad_norm > 0):
-            raise ValueError(f"The 'max_grad_norm' parameter of GhostClippingEngine must be > 0. Got {max_grad_norm!r} instead.")
-        if embedding_kernel not in EMBEDDING_KERNELS:
-            raise ValueError(f"The 'embedding_kernel' parameter of GhostClippingEngine must be one of {EMBEDDING_KERNELS}. "
-                             f"Got {embedding_kernel!r} instead.")
+    def __init__(self, model: nn.Module, *, max_grad_norm: float, embedding_kernel: str = "auto",
+                 clipping: str | Callable = "flat", group_budget: Mapping | None = None):
+        owner = "GhostClippingEngine"
+        check(model, InstanceOf(nn.Module), name="model", owner=owner)
+        self.max_grad_norm = check(max_grad_norm, Interval(float, 0, None, closed="neither"), name="max_grad_norm", owner=owner)
+        embedding_kernel = check(embedding_kernel, Options(EMBEDDING_KERNELS), name="embedding_kernel", owner=owner)
+        clipping = check(clipping, Options(tuple(CLIPPING_MODES)), CallableC(), name="clipping", owner=owner)
+        check(group_budget, InstanceOf(Mapping), None, name="group_budget", owner=owner)
         self._kernels = None
         if embedding_kernel in ("auto", "numba"):
             try:
@@ -165,20 +248,62 @@ class GhostClippingEngine:
         #: "numba" (compiled single-pass kernels, :mod:`workbench.privacy._kernels`) or "torch" (sort + index_add)
         self.embedding_kernel = "numba" if self._kernels is not None else "torch"
         self.model = model
-        self.max_grad_norm = float(max_grad_norm)
         self.layers = check_model(model)
         self.parameters = [p for _, m in self.layers for p in m.parameters(recurse=False) if p.requires_grad]
-        self._calls: list[tuple[nn.Module, torch.Tensor, torch.Tensor]] = []
+        self.clipping = clipping
+        self._setup_groups(clipping, group_budget)
+        self._calls: list = []
         self._active = False
+        self._n = 0
+        self._paths = {m: path for path, m in self.layers}
         self._handles = [m.register_forward_hook(self._forward_hook) for _, m in self.layers]
+
+    def _setup_groups(self, clipping, group_budget):
+        names = {}
+        for name, p in self.model.named_parameters():
+            names.setdefault(p, name)
+        label_of = CLIPPING_MODES[clipping] if isinstance(clipping, str) else (lambda param, layer: clipping(param))
+        labels = {}
+        for path, m in self.layers:
+            for p in m.parameters(recurse=False):
+                if p.requires_grad:
+                    labels[p] = str(label_of(names[p], path))
+        self.groups = tuple(dict.fromkeys(labels.values()))
+        index = {g: k for k, g in enumerate(self.groups)}
+        self._group_of = {p: index[g] for p, g in labels.items()}
+        if group_budget is None:
+            shares = [1.0] * len(self.groups)
+        else:
+            if clipping == "flat":
+                raise UnsupportedLayerError("The 'group_budget' parameter of GhostClippingEngine needs group-wise clipping "
+                                            "(clipping='per_layer', 'per_parameter' or a callable). Got clipping='flat'.")
+            missing = [g for g in self.groups if g not in group_budget]
+            extra = [g for g in group_budget if g not in index]
+            if missing or extra:
+                raise UnsupportedLayerError(f"The 'group_budget' parameter of GhostClippingEngine must give a share for "
+                                            f"exactly the groups {list(self.groups)}. Missing {missing}, unknown {extra}.")
+            shares = [check(group_budget[g], Interval(float, 0, None, closed="neither"), name=f"group_budget[{g!r}]",
+                            owner="GhostClippingEngine") for g in self.groups]
+        total = sum(shares)
+        self.group_max_norms = tuple(self.max_grad_norm * math.sqrt(s / total) for s in shares)
 
     # -- hooks ---------------------------------------------------------------------------------------
     def _forward_hook(self, module, inputs, output):
         if not self._active:
             return None
-        if not output.requires_grad:  # first layer: make its output a leaf so its gradient is still computed
+        path = self._paths.get(module, type(module).__name__)
+        if not inputs or not isinstance(inputs[0], torch.Tensor) or not isinstance(output, torch.Tensor):
+            raise UnsupportedLayerError(f"Layer '{path}' must be called with a tensor as first positional argument and return "
+                                        "a tensor for the fast DP engine.")
+        n = self._n
+        if output.dim() and output.shape[0] == 1 and n > 1 and inputs[0].shape[0] == 1:
+            # an input shared by the whole batch (BERT's position ids (1, T)): broadcast the output here so that the
+            # backward pass yields each sample's own output gradient. Same values; the model is unchanged.
+            output = output.expand(n, *output.shape[1:])
+        if not output.requires_grad:  # make its output a leaf so that its gradient is still computed
             output = output.detach().requires_grad_(True)
-        self._calls.append((module, inputs[0].detach(), output))
+        a = inputs[0].detach()
+        self._calls.append((module, a, a._version, output, output._version))
         return output
 
     def remove(self) -> None:
@@ -191,146 +316,81 @@ class GhostClippingEngine:
     def _backward(self, x, y, loss_fn):
         """Forward, then one backward pass for the gradients of the layers' outputs only.
 
-        Returns the mean loss and ``{module: [(input, output gradient), ...]}`` for every call of a layer whose
-        output reached the loss. The output gradients come from one ``torch.autograd.grad`` call over all the
-        outputs (no per-tensor Python hooks). Autograd computes only what those gradients need: no weight gradient
-        of any layer (``torch.autograd.grad`` prunes the parameters' branches), and ``.grad`` is left alone.
+        Returns the mean loss, the batch size and ``{module: [(input, output gradient), ...]}`` for every call of a
+        layer whose output reached the loss. Autograd computes only what those gradients need: no weight gradient of
+        any layer, and ``.grad`` is left alone.
         """
-        self._calls = []
-        self._active = True
+        n = _batch_size(x)
+        self._calls, self._n, self._active = [], n, True
         try:
-            logits = self.model(x)
+            logits = _forward(self.model, x)
             loss = loss_fn(logits, y)
+            calls = self._calls
+            for module, a, a_version, out, out_version in calls:
+                if out._version != out_version or a._version != a_version:
+                    which = "output" if out._version != out_version else "input"
+                    raise UnsupportedLayerError(
+                        f"The {which} of layer '{self._paths[module]}' was modified in place after the layer ran (e.g. by "
+                        "nn.ReLU(inplace=True) or '+='), so the engine's record of it is stale. Use the out-of-place form."
+                    )
             # loss is a mean over the batch (as Opacus's loss_reduction="mean"): scale so that each sample's
             # backprop is the gradient of its own loss.
-            calls = self._calls
-            grads = torch.autograd.grad(loss * len(x), [out for _, _, out in calls], allow_unused=True) if calls else ()
+            grads = torch.autograd.grad(loss * n, [c[3] for c in calls], allow_unused=True) if calls else ()
         finally:
             self._active = False
             self._calls = []
         records: dict[nn.Module, list] = {}
-        for (module, a, _), b in zip(calls, grads):
-            if b is not None:  # None: this call's output did not reach the loss
+        for (module, a, _, _, _), b in zip(calls, grads):
+            if b is not None:  # None: this call's output did not reach the loss (an unused pooler)
                 records.setdefault(module, []).append((a, b))
-        return float(loss.detach()), records
+        return float(loss.detach()), n, records
 
-    @staticmethod
-    def _stacked(module, calls, n):
-        """Inputs (N, T, d_in) (token ids (N, T) for embeddings) and output gradients (N, T, d_out) of all calls."""
-        a_list, b_list = [], []
-        for a, b in calls:
-            if a.shape[0] != n or b.shape[0] != n:
-                raise UnsupportedLayerError(
-                    f"Layer {type(module).__name__} was called on a tensor whose first dimension ({a.shape[0]}) is not the "
-                    f"batch size ({n}); the fast DP engine needs batch-first inputs."
-                )
-            a_list.append(a.reshape(n, -1) if isinstance(module, nn.Embedding) else a.reshape(n, -1, a.shape[-1]))
-            b_list.append(b.reshape(n, -1, b.shape[-1]))
-        if len(a_list) == 1:
-            return a_list[0], b_list[0]
-        if a_list[0].dim() == 3 and a_list[0].shape[1] == 1:  # one call per step (RNN): stack instead of cat
-            return torch.stack([t[:, 0] for t in a_list], 1), torch.stack([t[:, 0] for t in b_list], 1)
-        return torch.cat(a_list, 1), torch.cat(b_list, 1)
-
-    def _layers(self, records, n):
-        """``[(module, kind, data)]`` with what the norms and the book-keeping need, per layer that reached the loss.
-
-        * Linear on vectors: ``("vector", (a (N, d_in), b (N, d_out)))``;
-        * Linear on sequences / called several times: ``("sequence", (a (N, T, d_in), b (N, T, d_out)))``;
-        * Embedding with the compiled kernels: ``("ids", (ids (N, T), b (N, T, d), padding id or -1))``, which
-          :mod:`workbench.privacy._kernels` turn into norms and the clipped sum in one pass each;
-        * Embedding in torch: ``("rows", (sample (U,), token (U,), rows (U, d)))``: the gradient of every distinct
-          (sample, token) pair, ``sum_{t: id_t = token} b_t``, with the padding row zeroed; a sample's embedding
-          gradient *is* its rows, so its squared norm is the sum of their squared norms and the clipped sum is one
-          ``index_add``. This costs O(N T d) plus a sort of the N T ids, instead of the O(N T^2 d) of a Gram matrix
-          over the sample's tokens.
-        """
+    def _prepared(self, records, n):
+        """``[(module, rule, data, {parameter: squared norms (N,)})]`` for every layer that reached the loss."""
+        ctx = RuleContext(n=n, kernels=self._kernels)
         out = []
         for _, module in self.layers:
-            calls = records.get(module)
+            calls = records.pop(module, None)
             if not calls:
                 continue
-            a, b = self._stacked(module, calls, n)
-            if isinstance(module, nn.Embedding) and self._kernels is not None and b.device.type == "cpu" \
-                    and b.dtype in (torch.float32, torch.float64):
-                pad = -1 if module.padding_idx is None else module.padding_idx % module.num_embeddings
-                out.append((module, "ids", (a.contiguous(), b.contiguous(), pad)))
-            elif isinstance(module, nn.Embedding):
-                vocab, dim = module.num_embeddings, b.shape[-1]
-                keys = a + vocab * torch.arange(n, device=a.device).unsqueeze(1)
-                if module.padding_idx is not None:  # the padding row gets no gradient: pool all padding in key -1
-                    keys.masked_fill_(a == module.padding_idx, -1)
-                unique, inverse = torch.unique(keys.reshape(-1), return_inverse=True)
-                rows = b.new_zeros(len(unique), dim).index_add_(0, inverse, b.reshape(-1, dim))
-                if len(unique) and bool(unique[0] < 0):  # sorted: the padding key comes first; drop it
-                    unique, rows = unique[1:], rows[1:]
-                sample, token = unique.div(vocab, rounding_mode="floor"), unique.remainder(vocab)
-                out.append((module, "rows", (sample, token, rows)))
-            elif a.shape[1] == 1:
-                out.append((module, "vector", (a[:, 0].to(b.dtype), b[:, 0])))
-            else:
-                out.append((module, "sequence", (a.to(b.dtype), b)))
-        return out
+            rule = rule_for(module)
+            data = rule.prepare(module, calls, ctx)
+            del calls
+            out.append((module, rule, data, rule.sq_norms(module, data, ctx)))
+        ctx.cache.clear()
+        return ctx, out
 
-    def _sq_norms_of(self, module, kind, data, n) -> dict:
-        """``{parameter: per-sample squared gradient norms (N,)}`` for one layer."""
-        out = {}
-        if kind == "ids":
-            ids, b, pad = data
-            if module.weight.requires_grad:
-                sq = b.new_empty(n)
-                self._kernels.embedding_sq_norms(ids.numpy(), b.detach().numpy(), pad, sq.numpy())
-                out[module.weight] = sq
-            return out
-        if kind == "rows":
-            sample, _, rows = data
-            if module.weight.requires_grad:
-                out[module.weight] = rows.new_zeros(n).index_add_(0, sample, rows.pow(2).sum(1))
-            return out
-        a, b = data
-        if kind == "vector":  # ||b a^T||^2 = ||b||^2 ||a||^2
-            bb = torch.linalg.vecdot(b, b)
-            if module.weight.requires_grad:
-                out[module.weight] = bb * torch.linalg.vecdot(a, a)
-            if module.bias is not None and module.bias.requires_grad:
-                out[module.bias] = bb
-            return out
-        if module.weight.requires_grad:
-            t, d_in, d_out = a.shape[1], a.shape[2], b.shape[2]
-            if t * t <= d_in * d_out:  # ghost norm: sum_{t,s} <a_t, a_s><b_t, b_s>
-                gram = torch.bmm(a, a.transpose(1, 2)).mul_(torch.bmm(b, b.transpose(1, 2)))
-                out[module.weight] = gram.sum((1, 2)).clamp_(min=0)
-            else:  # short, wide layers: the per-sample gradient b_n^T a_n is the smaller object (book-keeping's rule)
-                out[module.weight] = torch.bmm(b.transpose(1, 2), a).pow(2).sum((1, 2))
-        if module.bias is not None and module.bias.requires_grad:
-            out[module.bias] = b.sum(1).pow(2).sum(1)
-        return out
-
-    def _sq_norms(self, layers, n) -> dict:
-        sq = {}
-        for module, kind, data in layers:
-            sq.update(self._sq_norms_of(module, kind, data, n))
+    def _group_sq(self, layers, n, dtype):
+        sq = torch.zeros(n, len(self.groups), dtype=dtype)
+        for _, _, _, norms in layers:
+            for p, v in norms.items():
+                sq[:, self._group_of[p]] += v.to(dtype)
         return sq
 
     def per_sample_norms(self, x, y, *, loss_fn: Callable | None = None, by_parameter: bool = False):
         """Per-sample gradient norms (N,) of the mean loss's summands, or a dict ``{parameter name: (N,)}``."""
         loss_fn = loss_fn or nn.functional.cross_entropy
-        _, records = self._backward(x, y, loss_fn)
-        sq = self._sq_norms(self._layers(records, len(x)), len(x))
+        _, n, records = self._backward(x, y, loss_fn)
+        _, layers = self._prepared(records, n)
         if by_parameter:
-            names = {p: name for name, p in self.model.named_parameters()}
-            return {names[p]: v.sqrt() for p, v in sq.items()}
-        return _total_norms(sq, len(x))
+            names = {}
+            for name, p in self.model.named_parameters():
+                names.setdefault(p, name)
+            return {names[p]: v.sqrt() for *_, norms in layers for p, v in norms.items()}
+        dtype = self.parameters[0].dtype
+        return self._group_sq(layers, n, dtype).sum(1).sqrt()
 
     def clipped_grad(self, x, y, *, loss_fn: Callable | None = None, scale: float = 1.0, accumulate: bool = False) -> dict:
         """Put ``scale`` times the sum over the batch of the clipped per-sample gradients into every ``.grad``.
 
         Parameters
         ----------
-        x, y : torch.Tensor
-            A batch (batch-first) and its targets.
+        x : torch.Tensor, mapping or tuple
+            A batch (batch-first): a tensor, a mapping of tensors (``model(**x)``) or a tuple (``model(*x)``).
+        y : torch.Tensor
+            Its targets.
         loss_fn : callable, optional
-            ``loss_fn(logits, y)``, a **mean** over the batch; cross-entropy by default.
+            ``loss_fn(model output, y)``, a **mean** over the batch; cross-entropy by default.
         scale : float
             Multiplies the clipped sum (``1 / expected batch size`` in DP-SGD), at no extra cost.
         accumulate : bool
@@ -339,48 +399,30 @@ class GhostClippingEngine:
         Returns
         -------
         dict
-            ``{"loss": mean loss, "norms": per-sample norms before clipping (N,), "clip_factors": (N,)}``.
+            ``{"loss": mean loss, "norms": per-sample norms before clipping (N,), "clip_factors": (N,)}`` for flat
+            clipping; with group-wise clipping ``"clip_factors"`` is (N, G) and ``"group_norms"`` (N, G) is added.
         """
         loss_fn = loss_fn or nn.functional.cross_entropy
-        n = len(x)
-        loss, records = self._backward(x, y, loss_fn)
-        layers = self._layers(records, n)
-        sq = self._sq_norms(layers, n)
-        norms = _total_norms(sq, n)
-        factors = (self.max_grad_norm / (norms + _CLIP_EPS)).clamp_(max=1.0)
+        loss, n, records = self._backward(x, y, loss_fn)
+        ctx, layers = self._prepared(records, n)
+        dtype = self.parameters[0].dtype
+        group_sq = self._group_sq(layers, n, dtype)
+        group_norms = group_sq.sqrt()
+        bounds = torch.tensor(self.group_max_norms, dtype=dtype)
+        factors = (bounds / (group_norms + _CLIP_EPS)).clamp_(max=1.0)
         for p in self.parameters:
             if not accumulate or p.grad is None:
                 p.grad = torch.zeros_like(p)
-        weights, alpha = factors, float(scale)  # the scale rides along as alpha in the contractions below
-        for module, kind, data in layers:  # book-keeping: one contraction per layer with the clip factors
-            weight, bias = module.weight, getattr(module, "bias", None)
-            if kind == "ids":
-                ids, b, pad = data
-                if weight.requires_grad:
-                    grad = weight.grad
-                    if not grad.is_contiguous() or grad.dtype != b.dtype:
-                        raise UnsupportedLayerError(f"The gradient buffer of {type(module).__name__} must be contiguous and "
-                                                    f"of the layer's dtype {b.dtype}.")
-                    w = (weights * alpha).to(b.dtype)
-                    self._kernels.embedding_accumulate(ids.numpy(), b.detach().numpy(), pad, w.numpy(), grad.detach().numpy())
-                continue
-            if kind == "rows":
-                sample, token, rows = data
-                if weight.requires_grad:
-                    weight.grad.index_add_(0, token, rows * weights[sample].unsqueeze(1), alpha=alpha)
-                continue
-            a, b = data
-            if weight.requires_grad:  # sum_n w_n b_n^T a_n (summed over the positions t of sequences)
-                wb = b * (weights.view(n, 1) if kind == "vector" else weights.view(n, 1, 1))
-                weight.grad.addmm_(wb.reshape(-1, wb.shape[-1]).T, a.reshape(-1, a.shape[-1]), alpha=alpha)
-            if bias is not None and bias.requires_grad:  # sum_n w_n sum_t b_nt
-                bias.grad.addmv_((b if kind == "vector" else b.sum(1)).T, weights, alpha=alpha)
-        return {"loss": loss, "norms": norms, "clip_factors": factors}
-
-
-def _total_norms(sq: dict, n: int) -> torch.Tensor:
-    """Per-sample norms over all parameters from ``{parameter: squared norms (N,)}``."""
-    return sum(sq.values()).sqrt() if sq else torch.zeros(n)
+        weights_by_group = (factors * float(scale)).T.contiguous()  # (G, N): the scale rides along in the contractions
+        while layers:  # book-keeping: one contraction per layer; free each layer's records once it is done
+            module, rule, data, norms = layers.pop(0)
+            weights = {p: weights_by_group[self._group_of[p]] for p in norms}
+            rule.accumulate(module, data, weights, ctx)
+            del data, norms
+        out = {"loss": loss, "norms": group_sq.sum(1).sqrt(), "clip_factors": factors[:, 0]}
+        if self.clipping != "flat":
+            out["clip_factors"], out["group_norms"] = factors, group_norms
+        return out
 
 
 def per_sample_grad_norms_reference(model: nn.Module, x, y, *, loss_fn: Callable | None = None) -> torch.Tensor:
