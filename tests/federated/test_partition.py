@@ -3,7 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.federated.partition import (PARTITIONERS, Partition, dirichlet_partition, iid_partition, make_partition,
+from workbench.federated.partition import (PARTITIONERS, Partition, dirichlet_partition, iid_partition, kmeans_partition,
+                                           make_partition, partition_stats,
                                            natural_partition, quantity_partition, shuffled_like)
 
 RNG = np.random.default_rng(123)
@@ -131,11 +132,60 @@ def test_bad_input_raises_clear_errors():
         iid_partition(10, n_clients=0)
     with pytest.raises(ValueError, match="'alpha'"):
         dirichlet_partition(LABELS, n_clients=3, alpha=0)
-    with pytest.raises(ValueError, match=r"must be one of \['dirichlet', 'iid', 'natural', 'quantity'\]"):
+    with pytest.raises(ValueError, match=r"must be one of \['dirichlet', 'iid', 'kmeans', 'natural', 'quantity'\]"):
         make_partition("pathological", 10)
     with pytest.raises(ValueError, match="non-decreasing"):
         Partition(np.array([0, 3, 2]))
-    assert sorted(PARTITIONERS) == ["dirichlet", "iid", "natural", "quantity"]
+    assert sorted(PARTITIONERS) == ["dirichlet", "iid", "kmeans", "natural", "quantity"]
+
+
+def test_issue_12_bad_inputs_name_the_parameter():
+    with pytest.raises(ValueError, match="The 'n_samples' parameter of iid_partition must be an int >= 0. Got -5 instead."):
+        iid_partition(n_samples=-5, n_clients=2)
+    # more clients than samples: a named error instead of 80-90% empty clients
+    for call in (lambda: iid_partition(5, n_clients=10), lambda: quantity_partition(5, n_clients=10),
+                 lambda: dirichlet_partition(np.zeros(5), n_clients=10, alpha=1.0)):
+        with pytest.raises(ValueError, match="'n_clients' parameter of .* must be an int in \\[1, 5\\]"):
+            call()
+    with pytest.raises(TypeError, match="'n_clients' parameter of iid_partition must be an int >= 1. Got '3' instead"):
+        iid_partition(10, n_clients="3")
+    assert iid_partition(np.int64(10), n_clients=np.int32(3)).sizes.tolist() == [4, 3, 3]
+    with pytest.raises(ValueError, match="'min_size_method' parameter of dirichlet_partition must be one of"):
+        dirichlet_partition(LABELS, n_clients=3, alpha=1.0, min_size_method="balance")
+
+
+def test_dirichlet_minimum_partition_size():
+    labels = np.random.default_rng(0).integers(0, 3, size=2400)  # tweets-sized: 3 classes, 100 clients
+    plain = dirichlet_partition(labels, n_clients=100, alpha=0.1, seed=0)
+    assert plain.sizes.min() < 10  # the problem: at alpha 0.1 some clients hold almost nothing
+    topped = dirichlet_partition(labels, n_clients=100, alpha=0.1, seed=0, min_partition_size=10, min_size_method="top_up")
+    assert topped.sizes.min() >= 10
+    assert_exact_cover(topped, len(labels))
+    assert partition_stats(topped, labels)["label_skew_tv"] > 0.4  # still strongly label-skewed (IID is ~0)
+    assert partition_stats(iid_partition(len(labels), n_clients=100, seed=0), labels)["label_skew_tv"] < 0.15
+    # flwr_datasets' rule: whole draws again until every client meets the floor (or a named error)
+    small = np.repeat([0, 1, 2], 100)
+    resampled = dirichlet_partition(small, n_clients=10, alpha=0.3, seed=0, min_partition_size=10, max_attempts=100)
+    assert resampled.sizes.min() >= 10 and dirichlet_partition(small, n_clients=10, alpha=0.3, seed=0).sizes.min() < 10
+    with pytest.raises(ValueError, match="no draw in 10 gave every one of 100 clients"):
+        dirichlet_partition(labels, n_clients=100, alpha=0.1, seed=0, min_partition_size=10)
+    # the floor only changes the draw when it has to: min_partition_size=0 is the old partition
+    assert np.array_equal(dirichlet_partition(labels, n_clients=100, alpha=0.1, seed=0, min_partition_size=0).indices, plain.indices)
+
+
+def test_kmeans_partition_groups_similar_features():
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(4, 8)) * 5
+    topic = rng.integers(0, 4, size=400)
+    X = centers[topic] + rng.normal(size=(400, 8))
+    p = kmeans_partition(X, n_clients=4, seed=0)
+    assert_exact_cover(p, 400)
+    owner = p.assignment()
+    purity = sum(np.bincount(topic[owner == c]).max() for c in range(4)) / 400
+    assert purity > 0.95  # each client is (almost) one topic
+    mixed = kmeans_partition(X, n_clients=20, alpha=0.5, n_clusters=4, seed=0, min_partition_size=5)
+    assert mixed.n_clients == 20 and mixed.sizes.min() >= 5
+    assert_exact_cover(mixed, 400)
 
 
 def test_shuffled_like_keeps_sizes_and_mixes_labels():

@@ -6,7 +6,7 @@ from torch import nn
 from torch.nn.utils import parameters_to_vector
 
 from workbench.federated.partition import Partition, dirichlet_partition, iid_partition
-from workbench.federated.simulation import (ContinualSchedule, FedConfig, FederatedData, _init_model, aggregate,
+from workbench.federated.simulation import (ContinualSchedule, FedConfig, FederatedData, init_model as _init_model, aggregate,
                                             client_epsilon, run_fedavg, train_centralized)
 
 
@@ -172,8 +172,16 @@ def test_fedavg_learns_and_centralized_baseline_runs():
 
 
 def test_config_validation():
-    with pytest.raises(ValueError, match=r"'strategy' parameter of FedConfig must be one of \['activity',"):
+    with pytest.raises(ValueError, match=r"'strategy' parameter of FedConfig must be one of \('activity',"):
         FedConfig(strategy="best")
+    with pytest.raises(ValueError, match=r"'server' parameter of FedConfig must be one of \('fedadagrad', 'fedadam'"):
+        FedConfig(server="sgd")
+    with pytest.raises(ValueError, match="'beta_1' parameter of FedAdamServer"):
+        FedConfig(server="fedadam", server_params={"beta_1": 1.5})
+    with pytest.raises(TypeError, match="'rounds' parameter of FedConfig must be an int >= 1. Got '3' instead"):
+        FedConfig(rounds="3")
+    cfg = FedConfig(rounds=np.int64(3), clients_per_round=np.int32(2), client_lr=np.float32(0.5))  # issue 12
+    assert (cfg.rounds, cfg.clients_per_round, type(cfg.rounds)) == (3, 2, int)
     with pytest.raises(ValueError, match="needs 'dp_clip'"):
         FedConfig(dp_noise_multiplier=1.0)
     with pytest.raises(ValueError, match="'storage_limit'"):

@@ -5,9 +5,11 @@ array (client ``i`` owns ``indices[offsets[i]:offsets[i + 1]]``). When the sampl
 contiguous (synthetic devices, benchmarks) ``indices`` is ``None`` and client ``i`` owns the range
 ``offsets[i]:offsets[i + 1]`` itself, so a million simulated devices cost one 8 MB offsets array.
 
-Partitioners (see :data:`PARTITIONERS`): ``iid``, ``dirichlet`` (label skew), ``quantity`` (size skew)
-and ``natural`` (one client per existing group, e.g. a Shakespeare speaker). All are deterministic per
-seed and assign every sample to exactly one client.
+Partitioners (see :data:`PARTITIONERS`): ``iid``, ``dirichlet`` (label skew, optionally with a minimum
+partition size as ``flwr_datasets``' ``DirichletPartitioner``), ``quantity`` (size skew), ``kmeans``
+(clusters of sentence features as topic-like partitions, as in FedNLP) and ``natural`` (one client per
+existing group, e.g. a Shakespeare speaker). All are deterministic per seed and assign every sample to
+exactly one client. :func:`partition_stats` summarises a partition in one row (sizes, label skew).
 
 Examples
 --------
@@ -25,13 +27,17 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from workbench.validation import Interval, InvalidParameterError, Options, check
+
 __all__ = [
     "Partition",
     "iid_partition",
     "dirichlet_partition",
     "quantity_partition",
     "natural_partition",
+    "kmeans_partition",
     "shuffled_like",
+    "partition_stats",
     "PARTITIONERS",
     "make_partition",
 ]
@@ -179,9 +185,19 @@ class Partition:
         return int(self.offsets.nbytes + (0 if self.indices is None else self.indices.nbytes))
 
 
-def _check_clients(n_clients, fn: str):
-    if isinstance(n_clients, bool) or not isinstance(n_clients, (int, np.integer)) or n_clients < 1:
-        raise ValueError(f"The 'n_clients' parameter of {fn} must be an int >= 1. Got {n_clients!r} instead.")
+_SEED = Interval(int, None, None)
+_ALPHA = Interval(float, 0, None, closed="neither")
+
+
+def _check_counts(n_samples, n_clients, fn: str, *, min_size: int = 1) -> tuple[int, int]:
+    """``n_samples >= 0``, ``1 <= n_clients`` and enough samples for ``min_size`` per client (named errors)."""
+    n_samples = check(n_samples, Interval(int, 0, None), name="n_samples", owner=fn)
+    n_clients = check(n_clients, Interval(int, 1, None), name="n_clients", owner=fn)
+    if n_clients * min_size > n_samples:
+        raise InvalidParameterError(
+            f"The 'n_clients' parameter of {fn} must be an int in [1, {n_samples // max(min_size, 1)}]: {n_samples} samples "
+            f"cannot give {n_clients} clients {min_size} sample(s) each. Got {n_clients} instead.")
+    return n_samples, n_clients
 
 
 def _split_sizes(total: int, proportions: np.ndarray) -> np.ndarray:
@@ -201,20 +217,33 @@ def iid_partition(n_samples: int, *, n_clients: int, seed: int = 0) -> Partition
     --------
     >>> iid_partition(7, n_clients=2, seed=1).sizes.tolist()
     [4, 3]
+    >>> iid_partition(-5, n_clients=2)
+    Traceback (most recent call last):
+    ...
+    workbench.validation.InvalidParameterError: The 'n_samples' parameter of iid_partition must be an int >= 0. Got -5 instead.
     """
-    _check_clients(n_clients, "iid_partition")
+    n_samples, n_clients = _check_counts(n_samples, n_clients, "iid_partition")
+    seed = check(seed, _SEED, name="seed", owner="iid_partition")
     order = np.random.default_rng(seed).permutation(n_samples).astype(np.int64)
     sizes = np.full(n_clients, n_samples // n_clients, dtype=np.int64)
     sizes[: n_samples % n_clients] += 1
     return Partition(np.concatenate([[0], np.cumsum(sizes)]), order)
 
 
-def dirichlet_partition(labels, *, n_clients: int, alpha: float, seed: int = 0) -> Partition:
+def dirichlet_partition(labels, *, n_clients: int, alpha: float, seed: int = 0, min_partition_size: int = 0,
+                        min_size_method: str = "resample", max_attempts: int = 10) -> Partition:
     """Label skew: each class is split across clients with proportions drawn from Dirichlet(alpha).
 
     Small ``alpha`` (e.g. 0.01) puts almost all of a class on one client; large ``alpha`` (e.g. 1e4)
     gives every client about the same share of every class (close to IID). Samples of a class are
     shuffled before being dealt; within a client they keep increasing sample-id order.
+
+    ``min_partition_size``: every client holds at least that many samples (``0``: no floor; a client can then
+    end up nearly empty at small alpha). ``min_size_method="resample"`` is ``flwr_datasets``'
+    ``DirichletPartitioner`` rule: draw all proportions again (up to ``max_attempts`` times, one seed
+    stream) until the floor holds, else raise. At small alpha with many clients no draw may ever satisfy it;
+    ``"top_up"`` keeps the first draw and moves random samples from the largest clients to the ones below
+    the floor (the moved samples keep their labels, so most of the label skew survives; always succeeds).
 
     Examples
     --------
@@ -222,22 +251,53 @@ def dirichlet_partition(labels, *, n_clients: int, alpha: float, seed: int = 0) 
     >>> p = dirichlet_partition(y, n_clients=2, alpha=1e6, seed=0)
     >>> p.summary(y)[["label_0", "label_1"]].values.tolist()
     [[25, 25], [25, 25]]
+    >>> y = np.repeat([0, 1, 2], 100)
+    >>> int(dirichlet_partition(y, n_clients=10, alpha=0.1, seed=0).sizes.min())
+    2
+    >>> int(dirichlet_partition(y, n_clients=10, alpha=0.1, seed=0, min_partition_size=10, min_size_method="top_up").sizes.min())
+    10
+    >>> int(dirichlet_partition(y, n_clients=10, alpha=0.3, seed=0, min_partition_size=10, max_attempts=100).sizes.min())
+    11
     """
-    _check_clients(n_clients, "dirichlet_partition")
-    if not alpha > 0:
-        raise ValueError(f"The 'alpha' parameter of dirichlet_partition must be > 0. Got {alpha!r} instead.")
+    fn = "dirichlet_partition"
     labels = np.asarray(labels)
+    min_partition_size = check(min_partition_size, Interval(int, 0, None), name="min_partition_size", owner=fn)
+    _, n_clients = _check_counts(len(labels), n_clients, fn, min_size=max(min_partition_size, 1))
+    alpha = check(alpha, _ALPHA, name="alpha", owner=fn)
+    seed = check(seed, _SEED, name="seed", owner=fn)
+    max_attempts = check(max_attempts, Interval(int, 1, None), name="max_attempts", owner=fn)
+    method = check(min_size_method, Options(("resample", "top_up")), name="min_size_method", owner=fn)
     rng = np.random.default_rng(seed)
-    assign = np.empty(len(labels), dtype=np.int64)
-    for c in np.unique(labels):
-        members = np.flatnonzero(labels == c)
-        members = members[rng.permutation(len(members))]
-        # Dirichlet via normalised Gammas, in log space (tiny alphas would underflow to all zeros).
-        g = _log_gamma(rng, alpha, n_clients)
-        prop = np.exp(g - g.max())
-        sizes = _split_sizes(len(members), prop)
-        assign[members] = np.repeat(np.arange(n_clients), sizes)
-    return Partition.from_assignment(assign, n_clients=n_clients)
+    for _ in range(max_attempts if method == "resample" else 1):
+        assign = np.empty(len(labels), dtype=np.int64)
+        for c in np.unique(labels):
+            members = np.flatnonzero(labels == c)
+            members = members[rng.permutation(len(members))]
+            # Dirichlet via normalised Gammas, in log space (tiny alphas would underflow to all zeros).
+            g = _log_gamma(rng, alpha, n_clients)
+            prop = np.exp(g - g.max())
+            sizes = _split_sizes(len(members), prop)
+            assign[members] = np.repeat(np.arange(n_clients), sizes)
+        if method == "top_up":
+            _top_up(assign, n_clients, min_partition_size, rng)
+        part = Partition.from_assignment(assign, n_clients=n_clients)
+        if part.sizes.min() >= min_partition_size:
+            return part
+    raise ValueError(f"dirichlet_partition: no draw in {max_attempts} gave every one of {n_clients} clients at least "
+                     f"min_partition_size={min_partition_size} samples (smallest: {int(part.sizes.min())}). "
+                     "Use min_size_method='top_up', raise 'alpha' or 'max_attempts', or lower 'min_partition_size'.")
+
+
+def _top_up(assign: np.ndarray, n_clients: int, floor: int, rng: np.random.Generator) -> None:
+    """Move random samples from the largest clients to clients below ``floor`` (in place)."""
+    sizes = np.bincount(assign, minlength=n_clients)
+    while sizes.min() < floor:
+        small, big = int(np.argmin(sizes)), int(np.argmax(sizes))
+        move = min(floor - sizes[small], sizes[big] - floor)
+        donors = np.flatnonzero(assign == big)
+        assign[rng.choice(donors, size=move, replace=False)] = small
+        sizes[small] += move
+        sizes[big] -= move
 
 
 def _log_gamma(rng: np.random.Generator, alpha: float, n: int) -> np.ndarray:
@@ -257,9 +317,11 @@ def quantity_partition(n_samples: int, *, n_clients: int, alpha: float = 1.0, se
     >>> p.sizes.tolist()
     [25, 25, 25, 25]
     """
-    _check_clients(n_clients, "quantity_partition")
-    if not alpha > 0:
-        raise ValueError(f"The 'alpha' parameter of quantity_partition must be > 0. Got {alpha!r} instead.")
+    fn = "quantity_partition"
+    min_size = check(min_size, Interval(int, 0, None), name="min_size", owner=fn)
+    n_samples, n_clients = _check_counts(n_samples, n_clients, fn)
+    alpha = check(alpha, _ALPHA, name="alpha", owner=fn)
+    seed = check(seed, _SEED, name="seed", owner=fn)
     rng = np.random.default_rng(seed)
     base = min(min_size, n_samples // n_clients)
     g = _log_gamma(rng, alpha, n_clients)
@@ -284,8 +346,7 @@ def natural_partition(groups, *, order: str = "size", names: bool = True) -> Par
     >>> p.names.tolist(), p.sizes.tolist(), p.client(0).tolist()
     (['b', 'a', 'c'], [3, 1, 1], [1, 2, 4])
     """
-    if order not in ("size", "first"):
-        raise ValueError(f"The 'order' parameter of natural_partition must be 'size' or 'first'. Got {order!r} instead.")
+    order = check(order, Options(("size", "first")), name="order", owner="natural_partition")
     codes, uniques = pd.factorize(pd.Series(groups), sort=False)  # codes by first appearance
     codes = np.asarray(codes, dtype=np.int64)
     counts = np.bincount(codes, minlength=len(uniques))
@@ -313,26 +374,87 @@ def shuffled_like(partition: Partition, *, seed: int = 0) -> Partition:
     return Partition(partition.offsets, np.random.default_rng(seed).permutation(ids), partition.names)
 
 
+def kmeans_partition(features, *, n_clients: int, alpha: float | None = None, n_clusters: int | None = None,
+                     seed: int = 0, min_partition_size: int = 0) -> Partition:
+    """Topic-like non-IID partition: k-means clusters of sentence features (FedNLP's feature-level skew).
+
+    With ``alpha=None`` every client is one cluster (``n_clusters = n_clients``): clients differ in *what
+    they talk about* and in size. With ``alpha`` set, the cluster ids play the labels' part in
+    :func:`dirichlet_partition` over ``n_clusters`` clusters (default 10), as FedNLP does (a
+    ``min_partition_size`` floor is then met by topping up small clients).
+
+    Examples
+    --------
+    >>> X = np.concatenate([np.random.default_rng(0).normal(m, 0.1, size=(20, 2)) for m in (0, 5, 10)])
+    >>> p = kmeans_partition(X, n_clients=3, seed=0)
+    >>> sorted(p.sizes.tolist()), len(set(p.assignment()[:20].tolist()))  # one blob per client
+    ([20, 20, 20], 1)
+    """
+    from sklearn.cluster import KMeans
+
+    fn = "kmeans_partition"
+    X = np.asarray(features, dtype=np.float64)
+    if X.ndim != 2:
+        raise ValueError(f"The 'features' parameter of {fn} must be a 2-D array (samples x features). Got shape {X.shape}.")
+    _, n_clients = _check_counts(len(X), n_clients, fn)
+    seed = check(seed, _SEED, name="seed", owner=fn)
+    alpha = check(alpha, _ALPHA, None, name="alpha", owner=fn)
+    k = n_clients if alpha is None else check(10 if n_clusters is None else n_clusters, Interval(int, 1, len(X)),
+                                              name="n_clusters", owner=fn)
+    clusters = KMeans(n_clusters=k, n_init=4, random_state=seed).fit_predict(X)
+    if alpha is None:
+        return Partition.from_assignment(clusters, n_clients=n_clients)
+    return dirichlet_partition(clusters, n_clients=n_clients, alpha=alpha, seed=seed, min_partition_size=min_partition_size,
+                               min_size_method="top_up")
+
+
+def partition_stats(partition: Partition, labels=None, *, name: str = "") -> dict:
+    """One row describing a partition: sizes (min, median, max, share of the largest 10%), empty and tiny
+    (< 10 samples) clients and, given labels, the mean total-variation distance between a client's label
+    mix and the pooled one (0 = IID labels, near 1 = one class per client).
+
+    Examples
+    --------
+    >>> y = np.repeat([0, 1], 50)
+    >>> partition_stats(dirichlet_partition(y, n_clients=2, alpha=1e6), y)["label_skew_tv"]
+    0.0
+    """
+    sizes = partition.sizes
+    top = np.sort(sizes)[::-1][: max(1, len(sizes) // 10)]
+    row = {"partition": name, "n_clients": partition.n_clients, "n_samples": partition.n_samples,
+           "min_size": int(sizes.min()), "median_size": float(np.median(sizes)), "max_size": int(sizes.max()),
+           "top10pct_share": float(top.sum() / max(sizes.sum(), 1)), "empty_clients": int((sizes == 0).sum()),
+           "clients_under_10": int((sizes < 10).sum())}
+    if labels is not None:
+        counts = partition.summary(np.asarray(labels)).filter(like="label_").to_numpy(dtype=np.float64)
+        pooled = counts.sum(0) / counts.sum()
+        mix = counts[sizes > 0] / sizes[sizes > 0, None]
+        row["label_skew_tv"] = round(float(0.5 * np.abs(mix - pooled).sum(1).mean()), 12)
+    return row
+
+
 #: Partitioner name -> function. ``make_partition(name, ...)`` forwards keyword arguments.
 PARTITIONERS: dict[str, Callable[..., Partition]] = {
     "iid": iid_partition,
     "dirichlet": dirichlet_partition,
     "quantity": quantity_partition,
     "natural": natural_partition,
+    "kmeans": kmeans_partition,
 }
 
 
 def make_partition(name: str, data, **kwargs) -> Partition:
-    """Run a registered partitioner: ``data`` is ``n_samples`` (iid, quantity), labels (dirichlet) or groups (natural).
+    """Run a registered partitioner: ``data`` is ``n_samples`` (iid, quantity), labels (dirichlet), groups
+    (natural) or features (kmeans).
 
     Examples
     --------
     >>> make_partition("iid", 6, n_clients=3).sizes.tolist()
     [2, 2, 2]
-    >>> make_partition("kmeans", 6)
+    >>> make_partition("topics", 6)
     Traceback (most recent call last):
     ...
-    ValueError: The 'name' parameter of make_partition must be one of ['dirichlet', 'iid', 'natural', 'quantity']. Got 'kmeans' instead.
+    ValueError: The 'name' parameter of make_partition must be one of ['dirichlet', 'iid', 'kmeans', 'natural', 'quantity']. Got 'topics' instead.
     """
     if name not in PARTITIONERS:
         raise ValueError(f"The 'name' parameter of make_partition must be one of {sorted(PARTITIONERS)}. Got {name!r} instead.")

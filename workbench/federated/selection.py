@@ -38,6 +38,8 @@ from typing import Callable, ClassVar
 
 import numpy as np
 
+from workbench.validation import InstanceOf, Interval, check
+
 __all__ = [
     "SelectionStrategy",
     "UniformSelection",
@@ -56,15 +58,13 @@ _TABLE_SIZE = 4096
 
 
 def _check_inputs(rng, sizes, k, who: str) -> np.ndarray:
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"The 'rng' parameter of {who} must be a numpy.random.Generator (np.random.default_rng(seed)). Got {type(rng).__name__} instead.")
+    check(rng, InstanceOf(np.random.Generator), name="rng", owner=who)
     sizes = np.asarray(sizes)
     if sizes.ndim != 1 or sizes.size == 0:
         raise ValueError(f"The 'sizes' parameter of {who} must be a non-empty 1-D array of sample counts.")
     if not np.issubdtype(sizes.dtype, np.number) or sizes.min() < 0:
         raise ValueError(f"The 'sizes' parameter of {who} must hold counts >= 0.")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"The 'k' parameter of {who} must be an int >= 1. Got {k!r} instead.")
+    check(k, Interval(int, 1, None), name="k", owner=who)
     available = int(np.count_nonzero(sizes))
     if available == 0:
         raise ValueError(f"{who}: every device is empty (all sizes are 0); there is nobody to select.")
@@ -169,15 +169,13 @@ class TemperedSelection(SelectionStrategy):
     >>> TemperedSelection(t=-1)
     Traceback (most recent call last):
     ...
-    ValueError: The 't' parameter of TemperedSelection must be a number >= 0. Got -1 instead.
+    workbench.validation.InvalidParameterError: The 't' parameter of TemperedSelection must be a float >= 0. Got -1 instead.
     """
 
     name = "tempered"
 
     def __init__(self, *, t: float = 0.5):
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not t >= 0:
-            raise ValueError(f"The 't' parameter of {type(self).__name__} must be a number >= 0. Got {t!r} instead.")
-        self.t = float(t)
+        self.t = check(t, Interval(float, 0, None), name="t", owner=type(self).__name__)
 
     def params(self):
         return {"t": self.t}
@@ -225,12 +223,8 @@ class PowerOfChoiceSelection(SelectionStrategy):
     uses_losses = True
 
     def __init__(self, *, d: int | None = None, d_factor: float = 2.0):
-        if d is not None and (isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1):
-            raise ValueError(f"The 'd' parameter of PowerOfChoiceSelection must be an int >= 1 or None. Got {d!r} instead.")
-        if not d_factor >= 1:
-            raise ValueError(f"The 'd_factor' parameter of PowerOfChoiceSelection must be >= 1. Got {d_factor!r} instead.")
-        self.d = d
-        self.d_factor = float(d_factor)
+        self.d = check(d, Interval(int, 1, None), None, name="d", owner="PowerOfChoiceSelection")
+        self.d_factor = check(d_factor, Interval(float, 1, None), name="d_factor", owner="PowerOfChoiceSelection")
 
     def params(self):
         return {"d": self.d, "d_factor": self.d_factor}
@@ -297,6 +291,8 @@ def make_strategy(name: str, **params) -> SelectionStrategy:
     try:
         return STRATEGIES[name](**params)
     except TypeError as exc:
+        if isinstance(exc, ValueError):  # InvalidParameterError is both: keep its message
+            raise
         raise ValueError(f"Bad parameters {params} for selection strategy {name!r}: {exc}") from None
 
 

@@ -16,7 +16,8 @@ import plotly.graph_objects as go
 from .common import TEMPLATE
 
 __all__ = ["rounds_figure", "settings_figure", "participation_figure", "client_accuracy_figure",
-           "selection_cost_figure", "partition_figure"]
+           "selection_cost_figure", "partition_figure", "partition_sizes_figure", "seed_intervals_figure",
+           "epsilon_activity_figure", "privacy_tradeoff_figure"]
 
 _LABELS = {"test_accuracy": "test accuracy", "test_perplexity": "test perplexity (lower is better)",
            "test_loss": "test loss", "bytes_total": "bytes communicated", "round": "round"}
@@ -78,16 +79,17 @@ def client_accuracy_figure(client_metrics: Mapping[str, "object"], *, metric: st
     ``client_metrics[strategy]`` is a DataFrame with ``n_train`` and ``metric`` columns (as in
     :attr:`FedResult.client_metrics`).
     """
+    from workbench.federated.users import USER_GROUPS, activity_groups
+
     fig = go.Figure()
-    names = ["light", "medium", "heavy"] if groups == 3 else [f"q{i + 1}" for i in range(groups)]
-    for g in range(groups):
+    names = list(USER_GROUPS) if groups == 3 else [f"q{i + 1}" for i in range(groups)]
+    for name in names:
         xs, ys = [], []
         for strategy, df in client_metrics.items():
-            ranks = df["n_train"].rank(method="first", pct=True).to_numpy()
-            mask = (ranks > g / groups) & (ranks <= (g + 1) / groups)
+            mask = activity_groups(df["n_train"], groups=groups) == name
             ys.extend(df[metric].to_numpy()[mask].tolist())
             xs.extend([strategy] * int(mask.sum()))
-        fig.add_trace(go.Box(x=xs, y=ys, name=f"{names[g]} users", boxmean=True))
+        fig.add_trace(go.Box(x=xs, y=ys, name=f"{name} users", boxmean=True))
     fig.update_layout(template=TEMPLATE, boxmode="group", title=title, xaxis_title="selection strategy",
                       yaxis_title=f"device {metric} (own test samples)")
     return fig
@@ -122,4 +124,70 @@ def partition_figure(summary, *, max_clients: int = 50, title: str = "Samples pe
     else:
         fig.add_trace(go.Bar(x=x, y=df["n_samples"], name="samples"))
     fig.update_layout(template=TEMPLATE, barmode="stack", title=title, xaxis_title="device", yaxis_title="samples")
+    return fig
+
+
+def partition_sizes_figure(sizes: Mapping[str, Sequence[int]], *, min_size: int | None = 10,
+                           title: str = "Client sizes under each partition") -> go.Figure:
+    """Box plot of client sizes per partition (log y), with a dashed line at ``min_size``.
+
+    Examples
+    --------
+    >>> len(partition_sizes_figure({"iid": [5, 5], "dirichlet": [1, 9]}).data)
+    2
+    """
+    fig = go.Figure()
+    for name, values in sizes.items():
+        fig.add_trace(go.Box(y=np.maximum(np.asarray(values), 0.5), name=name, boxpoints="all", jitter=0.4, pointpos=0))
+    if min_size is not None:
+        fig.add_hline(y=min_size, line_dash="dash", annotation_text=f"{min_size} samples")
+    fig.update_layout(template=TEMPLATE, title=title, yaxis_type="log", yaxis_title="samples on the client (0 shown at 0.5)",
+                      showlegend=False)
+    return fig
+
+
+def seed_intervals_figure(intervals, *, metric: str = "test_accuracy", title: str | None = None) -> go.Figure:
+    """Mean and confidence interval per strategy over seeds, one colour per setting (a
+    :func:`workbench.federated.studies.seed_intervals` table).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"setting": ["static"], "strategy": ["uniform"], "n_seeds": [5], "mean": [1.0], "ci_low": [0.9], "ci_high": [1.1]})
+    >>> seed_intervals_figure(t).data[0].name
+    'static'
+    """
+    fig = go.Figure()
+    for setting, g in intervals.groupby("setting", sort=False):
+        fig.add_trace(go.Scatter(x=g["strategy"], y=g["mean"], mode="markers", name=str(setting), marker={"size": 10},
+                                 error_y={"type": "data", "symmetric": False, "array": g["ci_high"] - g["mean"],
+                                          "arrayminus": g["mean"] - g["ci_low"]}))
+    n = int(intervals["n_seeds"].max()) if len(intervals) else 0
+    fig.update_layout(template=TEMPLATE, title=title or f"final {_LABELS.get(metric, metric)}: mean and 95% interval over {n} seeds",
+                      xaxis_title="selection strategy", yaxis_title=_LABELS.get(metric, metric), scattermode="group")
+    return fig
+
+
+def epsilon_activity_figure(clients, *, title: str = "Client-level epsilon vs activity (DP-FedAvg)") -> go.Figure:
+    """Each device's epsilon against its training samples, one marker series per strategy (log x), from the
+    ``clients`` table of :func:`workbench.federated.studies.client_privacy_study`."""
+    fig = go.Figure()
+    for strategy, g in clients.groupby("strategy", sort=False):
+        g = g[g["n_train"] > 0]
+        fig.add_trace(go.Scatter(x=g["n_train"], y=g["epsilon"], mode="markers", name=str(strategy), opacity=0.7))
+    fig.update_layout(template=TEMPLATE, title=title, xaxis_type="log", xaxis_title="samples on the device (activity)",
+                      yaxis_title="epsilon of the device")
+    return fig
+
+
+def privacy_tradeoff_figure(summary, *, metric: str = "test_accuracy",
+                            title: str = "Utility vs the heavy users' privacy") -> go.Figure:
+    """One point per strategy: the DP model's ``metric`` against the median epsilon of its heavy users."""
+    fig = go.Figure()
+    for row in summary.to_dict("records"):
+        fig.add_trace(go.Scatter(x=[row["heavy_users_epsilon_median"]], y=[row.get(metric)], mode="markers+text",
+                                 text=[row["strategy"]], textposition="top center", name=row["strategy"],
+                                 marker={"size": 12}))
+    fig.update_layout(template=TEMPLATE, title=title, xaxis_title="median epsilon of the heavy users (lower: more private)",
+                      yaxis_title=_LABELS.get(metric, metric), showlegend=False)
     return fig
