@@ -377,14 +377,23 @@ def test_attack_study_record_round_trips_through_a_run_record(mia, canary, tmp_p
 
     theory = S.theory_vs_practice(mia.reports, epsilons=[2.0], delta=1e-5)
     pool = S.AttackPool(X=torch.zeros(4, 1), y=torch.zeros(4, dtype=torch.long), texts=[""] * 4, timings={"encode_seconds": 0.5})
-    save_record(tmp_path, notebook="02_privacy_attacks", seed=3, **S.attack_study_record(mia, theory=theory, canary=canary, pool=pool))
+    X, y = _pool()
+    audit = S.one_run_audit_study((X, y), config=S.AuditStudyConfig(epsilons=(2.0,), n_canaries=40, epochs=2, hidden=(8,)))
+    shadows = S.shadow_count_study((X, y), config=S.ShadowStudyConfig(shadow_counts=(2,), epochs=2))
+    save_record(tmp_path, notebook="02_privacy_attacks", seed=3,
+                **S.attack_study_record(mia, theory=theory, canary=canary, pool=pool, audit=audit, shadows=shadows))
     rec = load_record(tmp_path)
-    assert rec["metrics"] == {**S.membership_metrics(mia.table), **S.canary_metrics(canary.table)}
+    assert rec["metrics"] == {**S.membership_metrics(mia.table), **S.canary_metrics(canary.table), **S.audit_metrics(audit.table),
+                              **S.shadow_metrics(shadows.table)}
+    assert [r["model"] for r in rec["tables"]["theory_vs_practice"]] == ["non-DP", "eps=2"]
+    assert rec["tables"]["theory_vs_practice"][1]["bound_holds"] and len(rec["tables"]["shadow_budget"]) == 4
+    assert rec["config"]["audit"]["n_canaries"] == 40 and rec["config"]["shadows"]["shadow_counts"] == [2]
     assert rec["config"]["mia"]["lr"] == 1e-2 and rec["config"]["mia_dp"]["lr"] == 3e-3
     assert rec["config"]["noise_multipliers"] == {"2.0": mia.noise_multipliers[2.0]}
     assert rec["config"]["canaries"]["n_digits"] == 2 and rec["config"]["canaries"]["repetitions"] == [1, 16]
-    assert set(rec["timings"]) == {"encode_seconds", "membership_inference_seconds", "canary_training_seconds", "canary_attack_seconds"}
-    rows = rec["extra"]["membership_inference"]
+    assert set(rec["timings"]) == {"encode_seconds", "membership_inference_seconds", "canary_training_seconds", "canary_attack_seconds",
+                                   "audit_seconds", *(f"shadow_study_{k}" for k in shadows.timings)}
+    rows = rec["tables"]["membership_inference"]
     assert len(rows) == 2 * len(A.ATTACKS) and rows[0]["epsilon"] is None and rows[-1]["epsilon"] == mia.reports["eps=2"].target_info["epsilon"]
-    assert len(rec["extra"]["bound_checks"]) == len(A.ATTACKS) and len(rec["extra"]["canaries"]) == 8
-    assert rec["extra"]["canaries"][0]["true"] == canary.table.true[0]
+    assert len(rec["tables"]["bound_checks"]) == len(A.ATTACKS) and len(rec["tables"]["canaries"]) == 8
+    assert rec["tables"]["canaries"][0]["true"] == canary.table.true[0]

@@ -9,7 +9,8 @@ import plotly.graph_objects as go
 
 from .common import TEMPLATE
 
-__all__ = ["roc_figure", "theory_vs_practice_figure", "auc_vs_epsilon_figure", "exposure_figure", "extraction_figure"]
+__all__ = ["roc_figure", "theory_vs_practice_figure", "auc_vs_epsilon_figure", "audit_figure", "shadow_budget_figure",
+           "exposure_figure", "extraction_figure"]
 
 _FLOOR = 1e-4  # where log axes start: zero rates are drawn here
 
@@ -89,6 +90,56 @@ def auc_vs_epsilon_figure(rows: Sequence[dict], *, bound: tuple, title: str = "A
                              line=dict(dash="dot", color="black")))
     fig.update_layout(template=TEMPLATE, title=title, xaxis_title="epsilon", yaxis_title="ROC AUC", xaxis_type="log",
                       yaxis=dict(range=[0.4, 1.0]))
+    return fig
+
+
+def audit_figure(rows: Sequence[dict], *, title: str = "Promised vs audited epsilon") -> go.Figure:
+    """Per model, the epsilon the accountant promises next to the lower bound the one-run audit certifies
+    (``rows``: ``{"model", "promised_epsilon", "audited_epsilon_lb", "max_epsilon_lb", "confidence"}``, e.g.
+    :func:`workbench.privacy.studies.audit_vs_promise` records). The audited bar must stay below the promised
+    one; the diamonds mark what perfect guesses could certify with this many canaries (the audit's ceiling).
+
+    Examples
+    --------
+    >>> f = audit_figure([{"model": "eps=1", "promised_epsilon": 1.0, "audited_epsilon_lb": 0.2, "max_epsilon_lb": 4.0,
+    ...                    "confidence": 0.95}])
+    >>> [t.name for t in f.data]
+    ['promised epsilon', 'audited lower bound (95% confidence)', 'ceiling of this audit']
+    """
+    models = [r["model"] for r in rows]
+    promised = [None if r["promised_epsilon"] is None or np.isnan(r["promised_epsilon"]) else r["promised_epsilon"] for r in rows]
+    confidence = rows[0]["confidence"] if rows else 0.95
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=models, y=promised, name="promised epsilon", marker_color="#636efa",
+                         text=["no promise" if p is None else f"{p:.2g}" for p in promised], textposition="outside"))
+    fig.add_trace(go.Bar(x=models, y=[r["audited_epsilon_lb"] for r in rows], name=f"audited lower bound ({100 * confidence:g}% confidence)",
+                         marker_color="#ef553b", text=[f"{r['audited_epsilon_lb']:.2f}" for r in rows], textposition="outside"))
+    fig.add_trace(go.Scatter(x=models, y=[r["max_epsilon_lb"] for r in rows], mode="markers", name="ceiling of this audit",
+                             marker=dict(symbol="diamond", size=10, color="gray")))
+    fig.update_layout(template=TEMPLATE, title=title, barmode="group", xaxis_title="model", yaxis_title="epsilon")
+    return fig
+
+
+def shadow_budget_figure(rows: Sequence[dict], *, metric: str = "tpr_at_fpr_0.001",
+                         title: str = "Attack strength vs number of shadow models") -> go.Figure:
+    """One line per attack (``rows``: ``{"shadows", "attack", <metric>}``, e.g.
+    :attr:`workbench.privacy.studies.ShadowStudy.table` records) of ``metric`` (``auc``, ``tpr_at_fpr_0.001``,
+    ``tpr_at_fpr_0.01``) against the number of shadow models (log axis); online attacks solid, offline dashed.
+
+    Examples
+    --------
+    >>> f = shadow_budget_figure([{"shadows": 4, "attack": "lira-online", "auc": 0.6}, {"shadows": 8, "attack": "lira-online", "auc": 0.7}],
+    ...                          metric="auc")
+    >>> f.data[0].name, list(f.data[0].y)
+    ('lira-online', [0.6, 0.7])
+    """
+    fig = go.Figure()
+    for attack in dict.fromkeys(r["attack"] for r in rows):
+        rs = sorted((r for r in rows if r["attack"] == attack), key=lambda r: r["shadows"])
+        fig.add_trace(go.Scatter(x=[r["shadows"] for r in rs], y=[r[metric] for r in rs], mode="lines+markers", name=attack,
+                                 line=dict(dash="solid" if attack.endswith("online") else "dash")))
+    label = {"auc": "ROC AUC"}.get(metric, metric.replace("tpr_at_fpr_", "TPR at FPR "))
+    fig.update_layout(template=TEMPLATE, title=title, xaxis_title="shadow models", yaxis_title=label, xaxis_type="log")
     return fig
 
 

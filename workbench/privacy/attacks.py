@@ -65,6 +65,7 @@ __all__ = [
     "rmia_attack",
     "tpr_key",
     "random_halves",
+    "paired_halves",
     "train_shadow_models",
     "model_outputs",
     "run_attacks",
@@ -485,6 +486,27 @@ def random_halves(n: int, *, k: int, seed: int = 0) -> np.ndarray:
     return np.argsort(rng.random((k, n)), axis=0) < k // 2
 
 
+def paired_halves(n: int, *, k: int, seed: int = 0) -> np.ndarray:
+    """Boolean ``(k, n)`` inclusion matrix of ``k // 2`` complementary pairs: shadow ``2j + 1`` trains on exactly the
+    examples shadow ``2j`` leaves out (``k`` even). Every even prefix of the rows is balanced too (each example in
+    exactly half of the first ``2p`` shadows), so a study can read the attacks at 2, 4, 8, ... shadows from one
+    training of ``k``.
+
+    Examples
+    --------
+    >>> keep = paired_halves(5, k=4, seed=0)
+    >>> keep[:2].sum(0).tolist(), keep.sum(0).tolist()
+    ([1, 1, 1, 1, 1], [2, 2, 2, 2, 2])
+    """
+    n = check(n, Interval(int, 2, None), name="n", owner="paired_halves")
+    k = check(k, Interval(int, 2, None), name="k", owner="paired_halves")
+    if k % 2:
+        raise ValueError(f"The 'k' parameter of paired_halves must be an even int >= 2. Got {k} instead.")
+    rng = np.random.default_rng([seed, 17])
+    first = np.stack([rng.permutation(n) < n // 2 for _ in range(k // 2)])
+    return np.stack([first, ~first], axis=1).reshape(k, n)
+
+
 def model_outputs(model, *, X, y) -> dict[str, np.ndarray]:
     """Per-example ``loss`` and LiRA ``phi`` of a torch model on ``(X, y)`` (eval mode, no grad)."""
     from workbench.training import predict
@@ -496,16 +518,30 @@ def model_outputs(model, *, X, y) -> dict[str, np.ndarray]:
 
 @dataclass
 class ShadowModels:
-    """Outputs of ``k`` shadow models on the candidate pool: ``keep`` (k, n) membership, ``loss`` and ``phi`` (k, n)."""
+    """Outputs of ``k`` shadow models on the candidate pool: ``keep`` (k, n) membership, ``loss`` and ``phi`` (k, n),
+    each model's ``info`` and ``timings`` (``train_seconds``, ``score_seconds``: totals over the shadows)."""
 
     keep: np.ndarray
     loss: np.ndarray
     phi: np.ndarray
     info: list = field(default_factory=list)
+    timings: dict = field(default_factory=dict)
 
     @property
     def k(self) -> int:
         return int(self.keep.shape[0])
+
+    def first(self, k: int) -> "ShadowModels":
+        """The first ``k`` shadows (what an attacker with a budget of ``k`` would have trained).
+
+        Examples
+        --------
+        >>> s = ShadowModels(keep=paired_halves(4, k=4), loss=np.zeros((4, 4)), phi=np.zeros((4, 4)))
+        >>> s.first(2).k
+        2
+        """
+        k = check(k, Interval(int, 1, self.k), name="k", owner="ShadowModels.first")
+        return ShadowModels(keep=self.keep[:k], loss=self.loss[:k], phi=self.phi[:k], info=self.info[:k])
 
 
 TrainFn = Callable[..., object]
@@ -526,25 +562,47 @@ def _check_pool(X, y, *, func: str):
     return n
 
 
-def train_shadow_models(train_fn: TrainFn, *, X, y, k: int, seed: int = 0, progress: bool = False) -> ShadowModels:
+def train_shadow_models(train_fn: TrainFn, *, X, y, k: int, seed: int = 0, keep=None, progress: bool = False) -> ShadowModels:
     """Train ``k`` shadow models on random halves of ``(X, y)`` and record their loss and phi on all of it.
 
     ``train_fn(X_subset, y_subset, seed=...)`` must return a torch model (or ``(model, info_dict)``);
-    it is the attacker's copy of the target's training recipe (same architecture, same DP settings).
+    it is the attacker's copy of the target's training recipe (same architecture, same DP settings). Shadow ``j``
+    trains with seed ``seed * 1000 + j + 1``, so the same arguments give the same models and scores.
+
+    Parameters
+    ----------
+    keep : bool array (k, n), optional
+        Which examples each shadow trains on; default :func:`random_halves` ``(n, k=k, seed=seed)`` (use
+        :func:`paired_halves` to read results at every even number of shadows).
+    progress : bool
+        A tqdm bar over the shadows.
     """
     n = _check_pool(X, y, func="train_shadow_models")
-    keep = random_halves(n, k=k, seed=seed)
+    k = check(k, Interval(int, 1, None), name="k", owner="train_shadow_models")
+    if keep is None:
+        keep = random_halves(n, k=k, seed=seed)
+    keep = np.asarray(keep, dtype=bool)
+    if keep.shape != (k, n):
+        raise ValueError(f"The 'keep' parameter of train_shadow_models must have shape ({k}, {n}). Got {keep.shape} instead.")
     from tqdm.auto import tqdm
 
+    import time
+
     losses, phis, infos = [], [], []
+    train_seconds = score_seconds = 0.0
     for j in tqdm(range(k), desc="shadow models", disable=not progress):
         idx = np.flatnonzero(keep[j])
+        start = time.perf_counter()
         model, info = _call_train(train_fn, X[idx], y[idx], seed=seed * 1000 + j + 1)
+        middle = time.perf_counter()
         out = model_outputs(model, X=X, y=y)
+        score_seconds += time.perf_counter() - middle
+        train_seconds += middle - start
         losses.append(out["loss"])
         phis.append(out["phi"])
         infos.append(info)
-    return ShadowModels(keep=keep, loss=np.stack(losses), phi=np.stack(phis), info=infos)
+    return ShadowModels(keep=keep, loss=np.stack(losses), phi=np.stack(phis), info=infos,
+                        timings={"train_seconds": train_seconds, "score_seconds": score_seconds})
 
 
 #: Attack name -> function(target_outputs, shadows, is_member) -> AttackResult.

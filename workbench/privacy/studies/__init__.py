@@ -6,7 +6,9 @@ of :mod:`workbench.plots`; the computation lives here, where it is documented an
 Notebook 02 (practical privacy)
     :func:`load_attack_pool` (MiniLM features of tweets) -> :func:`membership_attack_study` (a non-DP and one
     DP target per epsilon, shadow models, six attacks) -> :func:`theory_vs_practice` (the measured ROCs
-    against the (epsilon, delta)-DP region) ; :func:`canary_study` (secrets inserted into tweets, four training
+    against the (epsilon, delta)-DP region) ; :func:`one_run_audit_study` (an epsilon lower bound from one training
+    run per model) -> :func:`audit_vs_promise` (promised vs audited epsilon next to the TPR at low FPR) ;
+    :func:`shadow_count_study` (LiRA and RMIA against 2 to 64 shadow models) ; :func:`canary_study` (secrets inserted into tweets, four training
     variants, exposure and extraction) ; :func:`attack_study_record` (the run record's config, metrics, timings
     and tables, with :func:`membership_metrics` and :func:`canary_metrics`).
 Notebook 01 (DP vs non-DP)
@@ -18,11 +20,13 @@ its random numbers in a fixed order, so the same arguments give the same numbers
 """
 from __future__ import annotations
 
-from ._labels import NON_DP
+from ._labels import NON_DP, metric_label
+from .auditing import AuditStudy, AuditStudyConfig, audit_metrics, audit_vs_promise, one_run_audit_study
 from .canary import CanaryStudy, CanaryStudyConfig, canary_metrics, canary_study
 from .membership import (AttackPool, MembershipStudy, MembershipStudyConfig, load_attack_pool, membership_attack_study,
                          membership_metrics)
 from .records import attack_study_record
+from .shadows import SHADOW_ATTACKS, ShadowStudy, ShadowStudyConfig, shadow_count_study, shadow_metrics
 from .theory import TheoryVsPractice, theory_vs_practice
 from .training import dp_study_metrics, engine_timings
 
@@ -41,6 +45,17 @@ __all__ = [
     "membership_metrics",
     "canary_metrics",
     "attack_study_record",
+    "metric_label",
+    "AuditStudyConfig",
+    "AuditStudy",
+    "one_run_audit_study",
+    "audit_vs_promise",
+    "audit_metrics",
+    "SHADOW_ATTACKS",
+    "ShadowStudyConfig",
+    "ShadowStudy",
+    "shadow_count_study",
+    "shadow_metrics",
     "engine_timings",
     "dp_study_metrics",
 ]

@@ -2,25 +2,39 @@
 (:func:`attack_study_record`)."""
 from __future__ import annotations
 
+from .auditing import AuditStudy, audit_metrics, audit_vs_promise
 from .canary import CanaryStudy, canary_metrics
 from .membership import AttackPool, MembershipStudy, membership_metrics
+from .shadows import ShadowStudy, shadow_metrics
 from .theory import TheoryVsPractice
 
 
-def attack_study_record(mia: MembershipStudy, *, theory: TheoryVsPractice, canary: CanaryStudy, pool: AttackPool | None = None) -> dict:
-    """The ``config``, ``metrics``, ``timings`` and ``extra`` sections of notebook 02's run record, as keyword
+def attack_study_record(mia: MembershipStudy, *, theory: TheoryVsPractice, canary: CanaryStudy, pool: AttackPool | None = None,
+                        audit: AuditStudy | None = None, shadows: ShadowStudy | None = None) -> dict:
+    """The ``config``, ``metrics``, ``timings`` and ``tables`` sections of notebook 02's run record, as keyword
     arguments of :func:`workbench.results.save_record`.
 
-    ``config``: the membership models' ``mia`` / ``mia_dp`` TrainConfigs, their ``noise_multipliers`` and the
-    ``canaries`` config; ``metrics``: :func:`membership_metrics` then :func:`canary_metrics`; ``timings``: the
-    studies' (and the pool's) seconds; ``extra``: the full ``membership_inference``, ``bound_checks`` and
-    ``canaries`` tables as lists of rows.
+    ``config``: the membership models' ``mia`` / ``mia_dp`` TrainConfigs, their ``noise_multipliers``, the
+    ``canaries`` config and, when given, the ``audit`` and ``shadows`` configs; ``metrics``:
+    :func:`membership_metrics`, :func:`canary_metrics`, :func:`audit_metrics` and :func:`shadow_metrics` (all in the
+    records' one naming scheme); ``timings``: the studies' (and the pool's) seconds; ``tables``: the full
+    ``membership_inference``, ``bound_checks`` and ``canaries`` tables and, when given, ``theory_vs_practice``
+    (:func:`audit_vs_promise`), ``audit`` and ``shadow_budget``.
     """
-    return {
-        "config": {"mia": mia.train_config, "mia_dp": mia.dp_train_config, "noise_multipliers": mia.noise_multipliers,
-                   "canaries": canary.config},
-        "metrics": {**membership_metrics(mia.table), **canary_metrics(canary.table)},
-        "timings": {**(pool.timings if pool is not None else {}), **mia.timings, **canary.timings},
-        "extra": {"membership_inference": mia.table.to_dict("records"), "bound_checks": theory.checks.to_dict("records"),
-                  "canaries": canary.table.to_dict("records")},
-    }
+    config = {"mia": mia.train_config, "mia_dp": mia.dp_train_config, "noise_multipliers": mia.noise_multipliers,
+              "canaries": canary.config}
+    metrics = {**membership_metrics(mia.table), **canary_metrics(canary.table)}
+    timings = {**(pool.timings if pool is not None else {}), **mia.timings, **canary.timings}
+    tables = {"membership_inference": mia.table, "bound_checks": theory.checks, "canaries": canary.table}
+    if audit is not None:
+        config["audit"] = audit.config
+        metrics.update(audit_metrics(audit.table))
+        timings.update(audit.timings)
+        tables["theory_vs_practice"] = audit_vs_promise(audit.table, membership=mia.table)
+        tables["audit"] = audit.table
+    if shadows is not None:
+        config["shadows"] = shadows.config
+        metrics.update(shadow_metrics(shadows.table))
+        timings.update({f"shadow_study_{k}": v for k, v in shadows.timings.items()})
+        tables["shadow_budget"] = shadows.table
+    return {"config": config, "metrics": metrics, "timings": timings, "tables": tables}
