@@ -198,3 +198,17 @@ def test_bad_input_is_named():
         scorecard(OLD, ModelOutputs(pred=NEW), labels=Y)
     with pytest.raises(InvalidParameterError, match="one row per evaluation row"):
         scorecard(ModelOutputs(pred=OLD), ModelOutputs(pred=NEW), labels=Y, groups={"g": GENDER[:4]})
+
+
+def test_one_roc_gives_the_mann_whitney_auc_with_ties():
+    from workbench import metrics
+    from workbench.scorecard.measures import membership_measures
+
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        m, nm = rng.integers(0, 6, 30).astype(float), rng.integers(0, 6, 25).astype(float)  # many ties
+        auc, tpr = membership_measures(m, nm, target=0.1)
+        s, y = np.r_[m, nm], np.r_[np.ones(30), np.zeros(25)]
+        assert auc == pytest.approx(metrics.roc_auc(s, y), abs=1e-12)
+        fpr, tp, _ = metrics.roc_curve(s, y)
+        assert tpr == metrics.tpr_at_fpr(fpr, tpr=tp, target=0.1)

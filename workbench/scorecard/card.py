@@ -327,8 +327,7 @@ def _membership_boot(outputs: ModelOutputs, *, config: ScorecardConfig, rng: np.
     inm = resample_indices(len(nm), n_boot=config.n_boot, rng=rng)
     aucs, tprs = np.empty(config.n_boot), np.empty(config.n_boot)
     for b in tqdm(range(config.n_boot), desc=desc, disable=not progress, leave=False):
-        aucs[b] = M.membership_auc(m[im[b]], nm[inm[b]])
-        tprs[b] = M.membership_tpr_at_fpr(m[im[b]], nm[inm[b]], target=config.fpr_target)
+        aucs[b], tprs[b] = M.membership_measures(m[im[b]], nm[inm[b]], target=config.fpr_target)
     point = (M.membership_auc(m, nm), M.membership_tpr_at_fpr(m, nm, target=config.fpr_target))
     return point, (aucs, tprs)
 
