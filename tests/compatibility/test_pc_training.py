@@ -63,7 +63,7 @@ def test_unconstrained_new_model_is_plain_fit():
 
 
 def test_config_validation():
-    with pytest.raises(ValueError, match="'temperature' parameter of PCConfig must be > 0"):
+    with pytest.raises(ValueError, match="'temperature' parameter of PCConfig must be a float > 0"):
         pc.PCConfig(temperature=0)
     with pytest.raises(ValueError, match="'old_fraction' parameter of UpdateScenario"):
         pc.UpdateScenario(old_fraction=0.9, new_fraction=0.5)

@@ -44,6 +44,7 @@ from torch.nn import functional as F
 
 from ..models import MLP
 from ..training import TrainConfig, as_tensors, fit, predict
+from ..validation import InstanceOf, Interval, InvalidParameterError, Options, Seq, check, check_fields
 from .flips import flip_summary
 
 __all__ = [
@@ -66,11 +67,6 @@ __all__ = [
 
 PC_METHODS = ("none", "distillation", "focal_distillation", "ensemble")
 DISTANCES = ("kl", "l2")
-
-
-def _check(cond: bool, cls: str, name: str, rule: str, value) -> None:
-    if not cond:
-        raise ValueError(f"The '{name}' parameter of {cls} must be {rule}. Got {value!r} instead.")
 
 
 @dataclass(frozen=True)
@@ -96,7 +92,7 @@ class PCConfig:
     >>> PCConfig(method="focal", beta=5)
     Traceback (most recent call last):
     ...
-    ValueError: The 'method' parameter of PCConfig must be one of ('none', 'distillation', 'focal_distillation', 'ensemble'). Got 'focal' instead.
+    workbench.validation.InvalidParameterError: The 'method' parameter of PCConfig must be one of ('none', 'distillation', 'focal_distillation', 'ensemble'). Got 'focal' instead.
     >>> PCConfig(method="distillation", alpha=1.0).effective_weights
     (1.0, 0.0)
     """
@@ -109,13 +105,9 @@ class PCConfig:
     n_ensemble: int = 3
 
     def __post_init__(self):
-        _check(self.method in PC_METHODS, "PCConfig", "method", f"one of {PC_METHODS}", self.method)
-        _check(self.distance in DISTANCES, "PCConfig", "distance", f"one of {DISTANCES}", self.distance)
-        _check(float(self.alpha) >= 0, "PCConfig", "alpha", ">= 0", self.alpha)
-        _check(float(self.beta) >= 0, "PCConfig", "beta", ">= 0", self.beta)
-        _check(float(self.temperature) > 0, "PCConfig", "temperature", "> 0", self.temperature)
-        _check(isinstance(self.n_ensemble, int) and not isinstance(self.n_ensemble, bool) and self.n_ensemble >= 1,
-               "PCConfig", "n_ensemble", "an int >= 1", self.n_ensemble)
+        check_fields(self, method=Options(PC_METHODS), distance=Options(DISTANCES), alpha=Interval(float, 0, None),
+                     beta=Interval(float, 0, None), temperature=Interval(float, 0, None, closed="neither"),
+                     n_ensemble=Interval(int, 1, None))
 
     @property
     def effective_weights(self) -> tuple[float, float]:
@@ -146,17 +138,13 @@ class UpdateScenario:
     batch_size: int = 64
 
     def __post_init__(self):
-        object.__setattr__(self, "old_hidden", tuple(int(h) for h in self.old_hidden))
-        object.__setattr__(self, "new_hidden", tuple(int(h) for h in self.new_hidden))
-        for name in ("old_fraction", "new_fraction"):
-            value = getattr(self, name)
-            _check(0 < float(value) <= 1, "UpdateScenario", name, "in (0, 1]", value)
-        _check(self.old_fraction <= self.new_fraction, "UpdateScenario", "old_fraction", "<= new_fraction", self.old_fraction)
-        for name in ("old_epochs", "new_epochs", "batch_size"):
-            value = getattr(self, name)
-            _check(isinstance(value, int) and not isinstance(value, bool) and value >= 1, "UpdateScenario", name, "an int >= 1", value)
-        _check(all(h >= 1 for h in self.old_hidden + self.new_hidden), "UpdateScenario", "old_hidden", "widths >= 1", self.old_hidden)
-        _check(float(self.lr) > 0, "UpdateScenario", "lr", "> 0", self.lr)
+        width = Seq(Interval(int, 1, None))
+        check_fields(self, name=InstanceOf(str), old_hidden=width, new_hidden=width, old_fraction=Interval(float, 0, 1, closed="right"),
+                     new_fraction=Interval(float, 0, 1, closed="right"), old_epochs=Interval(int, 1, None),
+                     new_epochs=Interval(int, 1, None), lr=Interval(float, 0, None, closed="neither"), batch_size=Interval(int, 1, None))
+        if self.old_fraction > self.new_fraction:
+            raise InvalidParameterError(f"The 'old_fraction' parameter of UpdateScenario must be <= new_fraction ({self.new_fraction}). "
+                                        f"Got {self.old_fraction} instead.")
 
     def train_config(self, which: str, *, seed: int, epoch_scale: float = 1.0) -> TrainConfig:
         epochs = self.old_epochs if which == "old" else self.new_epochs
@@ -182,10 +170,9 @@ def update_scenario(name: str, **overrides) -> UpdateScenario:
     >>> update_scenario("newer")
     Traceback (most recent call last):
     ...
-    ValueError: The 'name' parameter of update_scenario must be one of ['all', 'bigger_model', 'more_data', 'more_epochs']. Got 'newer' instead.
+    workbench.validation.InvalidParameterError: The 'name' parameter of update_scenario must be one of ('all', 'bigger_model', 'more_data', 'more_epochs'). Got 'newer' instead.
     """
-    if name not in UPDATE_SCENARIOS:
-        raise ValueError(f"The 'name' parameter of update_scenario must be one of {sorted(UPDATE_SCENARIOS)}. Got {name!r} instead.")
+    check(name, Options(tuple(sorted(UPDATE_SCENARIOS))), name="name", owner="update_scenario")
     return dataclasses.replace(UPDATE_SCENARIOS[name], **overrides)
 
 
