@@ -1,0 +1,133 @@
+"""Shadow-model loop: seconds to train 64 shadow heads on frozen MiniLM features, and where the time goes.
+
+Times :func:`workbench.privacy.attacks.train_shadow_models` exactly as notebook 02's shadow-budget study calls it
+(:func:`workbench.privacy.studies.shadow_count_study`'s recipe: each shadow an MLP head trained with Adam on half of
+the pool, 30 epochs of 32, one torch thread) for each head in ``--heads`` (``linear``: 384 -> 3; ``mlp``:
+384 -> 256 -> 3), optionally with DP-SGD (``--dp``, the fast engine). It reports the total, the split between
+training and scoring (the loss and LiRA's phi of every candidate under every shadow), seconds per optimizer step,
+and a profile of one shadow's training (the functions with the most own time).
+
+Target (issue 13): 64 shadow head models in at most 2 minutes on 2 cores.
+
+    python benchmarks/shadow_models.py                       # linear and MLP heads, 64 shadows, non-DP
+    python benchmarks/shadow_models.py --dp --heads linear   # the same with DP-SGD
+
+Results go to ``benchmarks/results/shadow_models.json``; a markdown table for the README is printed.
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import pstats
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+HEADS = {"linear": (), "mlp": (256,)}
+
+
+def _pool(n: int, *, synthetic: bool, seed: int):
+    import torch
+
+    if synthetic:  # random features of MiniLM's shape: for smoke runs without the encoder
+        g = torch.Generator().manual_seed(seed)
+        return torch.randn(n, 384, generator=g), torch.randint(0, 3, (n,), generator=g)
+    from workbench.privacy.studies import load_attack_pool
+
+    pool = load_attack_pool(n=n, seed=seed)
+    return pool.X, pool.y
+
+
+def _profile_one(train_fn, X, y, *, top: int = 8) -> list:
+    prof = cProfile.Profile()
+    prof.enable()
+    train_fn(X, y, seed=12345)
+    prof.disable()
+    stats = pstats.Stats(prof, stream=io.StringIO()).sort_stats("tottime")
+    total = sum(v[2] for v in stats.stats.values())
+    rows = []
+    for (file, line, name), (_, ncalls, tottime, cumtime, _) in sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:top]:
+        rows.append({"function": f"{Path(file).name}:{line}({name})", "calls": ncalls, "own_seconds": tottime,
+                     "share": tottime / total if total else float("nan")})
+    return rows
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pool", type=int, default=1000, help="candidate tweets (each shadow trains on half)")
+    parser.add_argument("--shadows", type=int, default=64)
+    parser.add_argument("--heads", nargs="+", default=list(HEADS), choices=list(HEADS))
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--dp", action="store_true", help="train with DP-SGD (fast engine, epsilon 8)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--synthetic", action="store_true", help="random 384-d features instead of MiniLM's")
+    parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "shadow_models.json"))
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from workbench.privacy import attacks as A
+    from workbench.privacy.accounting import noise_for_epsilon
+    from workbench.privacy.studies.membership import _mlp_train_fn
+    from workbench.results import atomic_write_text, library_versions
+    from workbench.training import TrainConfig, torch_threads
+
+    X, y = _pool(args.pool, synthetic=args.synthetic, seed=args.seed)
+    n_train = len(X) // 2
+    steps_per_epoch = -(-n_train // args.batch_size)
+    sigma = None
+    if args.dp:
+        sigma = noise_for_epsilon(target_epsilon=8.0, sample_rate=1 / steps_per_epoch, steps=steps_per_epoch * args.epochs,
+                                  delta=1e-5)
+    rows = []
+    with torch_threads(args.threads):
+        for head in args.heads:
+            config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=3e-3 if args.dp else 1e-3, seed=args.seed)
+            train_fn = _mlp_train_fn(in_features=X.shape[1], n_classes=int(y.max()) + 1, config=config, hidden=HEADS[head],
+                                     noise_multiplier=sigma, delta=1e-5)
+            train_fn(X[:n_train], y[:n_train], seed=0)  # warm-up: first-call imports and allocations
+            start = time.perf_counter()
+            cpu = time.process_time()
+            shadows = A.train_shadow_models(train_fn, X=X, y=y, k=args.shadows, seed=args.seed,
+                                            keep=A.paired_halves(len(X), k=args.shadows, seed=args.seed))
+            total = time.perf_counter() - start
+            cpu = time.process_time() - cpu
+            steps = args.shadows * args.epochs * steps_per_epoch
+            row = {"head": head, "dp": args.dp, "shadows": args.shadows, "pool": len(X), "epochs": args.epochs,
+                   "batch_size": args.batch_size, "parameters": sum(p.numel() for p in train_fn(X[:8], y[:8], seed=0)[0].parameters()),
+                   "total_seconds": total, "cpu_seconds": cpu, "train_seconds": shadows.timings["train_seconds"],
+                   "score_seconds": shadows.timings["score_seconds"], "seconds_per_shadow": total / args.shadows,
+                   "ms_per_step": 1000 * shadows.timings["train_seconds"] / steps,
+                   "within_target": total <= 120.0 * args.shadows / 64}
+            if not args.no_profile:
+                row["profile"] = _profile_one(train_fn, X[:n_train], y[:n_train])
+            rows.append(row)
+            print(f"{head}: {args.shadows} shadows in {total:.1f} s (train {row['train_seconds']:.1f} s, "
+                  f"score {row['score_seconds']:.1f} s, {row['ms_per_step']:.2f} ms per step)", flush=True)
+    result = {"benchmark": "shadow_models", "threads": args.threads, "synthetic": args.synthetic, "rows": rows,
+              "versions": library_versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.output, json.dumps(result, indent=2) + "\n")
+    print(markdown_table(rows))
+    return result
+
+
+def markdown_table(rows) -> str:
+    """The README's table: one line per head."""
+    lines = ["| head | DP | shadows | total | training | scoring | per step |", "|---|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['head']} | {'yes' if r['dp'] else 'no'} | {r['shadows']} | {r['total_seconds']:.1f} s | "
+                     f"{r['train_seconds']:.1f} s | {r['score_seconds']:.1f} s | {r['ms_per_step']:.2f} ms |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
