@@ -11,6 +11,7 @@ from workbench.results import collect, load_record
 
 FIXTURES = Path(__file__).parent / "fixtures" / "notebooks"
 ARITH = FIXTURES / "arith.ipynb"
+SLEEPY = FIXTURES / "sleepy.ipynb"  # declares parameter_ranges: TAG >= 0
 
 
 def test_expand_grid_is_the_cartesian_product():
@@ -141,3 +142,89 @@ def test_dask_executor_on_a_local_cluster(tmp_path):
         batch.run_notebooks([ARITH], output=tmp_path, executor="dask")
     with pytest.raises(batch.BatchError, match="'executor' parameter"):
         batch.run_notebooks([ARITH], output=tmp_path, executor="slurm")
+
+
+def test_parameter_values_are_checked_against_defaults_and_declared_ranges(tmp_path):
+    """Before anything runs: the type of each default (int A, bool FAIL, str LOG) and the notebook's ranges."""
+    cases = [
+        ({"A": "abc"}, ARITH, r"The 'A' parameter of notebook arith must be an int\. Got 'abc' instead\."),
+        ({"A": 1.5}, ARITH, r"'A' parameter of notebook arith must be an int\. Got 1\.5"),
+        ({"FAIL": "yes"}, ARITH, r"'FAIL' parameter of notebook arith must be a bool"),
+        ({"TAG": -3}, SLEEPY, r"The 'TAG' parameter of notebook sleepy must be an int >= 0\. Got -3 instead\."),
+        ({"LOG": 5}, SLEEPY, r"'LOG' parameter of notebook sleepy must be an instance of str"),
+    ]
+    for params, nb, message in cases:
+        with pytest.raises(batch.BatchError, match=message):
+            batch.run_notebooks([nb], parameters=params, output=tmp_path)
+    with pytest.raises(batch.BatchError, match=r"'TAG' parameter of notebook sleepy must be an int >= 0\. Got -1"):
+        batch.plan_runs([SLEEPY], grid=[{"TAG": 1}, {"TAG": -1}], output=tmp_path)
+    assert not any(tmp_path.iterdir())  # nothing ran, nothing was written
+    # number-like text (YAML 1.1 reads "1e3" as text) and ints for float parameters are accepted and normalised
+    (spec,) = batch.plan_runs([ARITH], parameters={"A": "1000"}, output=tmp_path)
+    assert spec.parameters == {"A": 1000}
+
+
+def test_parameter_ranges_metadata_format_is_checked(tmp_path):
+    from workbench.notebook_params import check_values, constraint_for
+
+    assert constraint_for(1.0, {"min": 0, "exclusive": True}).describe() == "a float > 0"
+    assert constraint_for(3, {"min": 1, "max": 5}).describe() == "an int in [1, 5]"
+    assert constraint_for("fast", {"options": ["fast", "opacus"]}).describe() == "one of ('fast', 'opacus')"
+    assert constraint_for([0.5, 8.0], {"min": 0, "exclusive": "min"}).describe() == "a list or tuple of a float > 0"
+    assert constraint_for(None) is None  # a None default takes anything
+    with pytest.raises(ValueError, match=r"'EPSILONS' parameter of notebook nb must be a list or tuple of a float > 0"):
+        check_values({"EPSILONS": [1.0, -2.0]}, defaults={"EPSILONS": "[0.5, 8.0]"},
+                     ranges={"EPSILONS": {"min": 0, "exclusive": True}}, notebook="nb")
+    with pytest.raises(ValueError, match="may only hold the keys"):
+        check_values({"N": 1}, defaults={"N": "1"}, ranges={"N": {"minimum": 1}}, notebook="nb")
+    with pytest.raises(ValueError, match="'exclusive' in the range of 'N'"):
+        check_values({"N": 1}, defaults={"N": "1"}, ranges={"N": {"min": 1, "exclusive": "left"}}, notebook="nb")
+    every = sorted(FIXTURES.parent.parent.parent.glob("notebooks/*.ipynb"))
+    for nb in every:  # the shipped notebooks' own ranges (if declared) accept their defaults and smoke parameters
+        batch.plan_runs([nb], smoke=True, output=tmp_path)
+
+
+def test_plain_mistakes_get_named_errors(tmp_path):
+    with pytest.raises(batch.BatchError, match=r"'timeout' parameter of run_notebooks must be a float > 0 or None\. Got -5"):
+        batch.run_notebooks([ARITH], timeout=-5, output=tmp_path)
+    with pytest.raises(batch.BatchError, match="'jobs' parameter of run_notebooks must be an int >= 1"):
+        batch.run_notebooks([ARITH], jobs=0, output=tmp_path)
+    with pytest.raises(batch.BatchError, match="'grid' parameter is an empty list"):
+        batch.run_notebooks([ARITH], grid=[], output=tmp_path)
+    with pytest.raises(batch.BatchError, match="'grid' parameter must be a list of parameter mappings"):
+        batch.run_notebooks([ARITH], grid={"A": [1, 2]}, output=tmp_path)
+    for text in ("[]\n", "{}\n"):
+        (tmp_path / "g.yaml").write_text(text)
+        with pytest.raises(batch.BatchError, match="holds no parameters"):
+            batch.load_grid(tmp_path / "g.yaml")
+    with pytest.raises(batch.BatchError, match="is a folder"):
+        batch.load_grid(tmp_path)
+    with pytest.raises(batch.BatchError, match="is given more than once"):
+        batch.plan_runs([ARITH, str(ARITH)], output=tmp_path)
+    # one path as a plain string is one notebook (not a sequence of one-letter notebooks)
+    assert [s.notebook.name for s in batch.plan_runs(str(ARITH), output=tmp_path)] == ["arith.ipynb"]
+    with pytest.raises(batch.BatchError, match=r"Notebook x\.ipynb does not exist"):
+        batch.run_notebooks("x.ipynb", output=tmp_path)
+    broken = tmp_path / "broken.ipynb"
+    broken.write_text('{"cells": [')
+    with pytest.raises(batch.BatchError, match="is not a valid .ipynb file"):
+        batch.run_notebooks([broken], output=tmp_path)
+    for address in ("tcp://scheduler", "scheduler:8786", None):
+        with pytest.raises(batch.BatchError, match="scheduler address"):
+            batch.run_notebooks([ARITH], executor="dask", address=address, output=tmp_path)
+    assert batch.parse_value("1e-5") == 1e-5
+
+
+def test_a_held_run_is_left_alone_and_a_stale_claim_is_taken_over(tmp_path):
+    from workbench import runlock
+
+    (spec,) = batch.plan_runs([ARITH], parameters={"A": 7}, output=tmp_path)
+    with runlock.claim(spec.output_dir) as held:  # "another runner" holds the run
+        assert held.acquired and runlock.holder(spec.output_dir)["pid"] == os.getpid()
+        result = batch.execute_run(spec)
+        assert result.status == "locked" and f"process {os.getpid()}" in result.error
+        assert not (spec.output_dir / "notebook.ipynb").exists()
+    (spec.output_dir / ".lock").write_text('{"pid": 999999, "host": "gone", "started": "then"}')  # a dead holder's claim
+    again = runlock.claim(spec.output_dir)
+    assert again.acquired and again.took_over["pid"] == 999999
+    again.release()

@@ -4,7 +4,7 @@ Examples
 --------
 ::
 
-    python -m workbench run notebooks/01_dp_vs_non_dp.ipynb -p EPOCHS 3 --grid grids/epsilon.yaml --jobs 2
+    python -m workbench run notebooks/06_model_update_flips.ipynb --grid grids/06_beta_seed.yaml --jobs 2
     python -m workbench run notebooks/ --smoke                     # every notebook, fast parameters
     python -m workbench collect runs/ --csv runs/all.csv
     python -m workbench report runs/                               # writes runs/index.html
@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 
 EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 1
+EXIT_INTERRUPTED = 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,8 +57,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _resume_command(argv: list[str] | None) -> str:
+    words = list(sys.argv[1:] if argv is None else argv)
+    return "python -m workbench " + shlex.join(words)
+
+
+def _interrupted_message(exc, argv) -> str:
+    """One short paragraph: what finished, what was interrupted, what never started, and how to resume."""
+    finished = [r for r in exc.results if r.status in ("completed", "failed", "skipped")]
+    stopped = [r.spec.name for r in exc.results if r.status == "interrupted"]
+    lines = [f"Interrupted. {len(finished)} run(s) finished (kept), {len(stopped)} interrupted"
+             + (f" ({', '.join(stopped[:5])}{', ...' if len(stopped) > 5 else ''})" if stopped else "")
+             + f", {exc.count('not started')} not started.",
+             f"Resume with: {_resume_command(argv)}"]
+    return "\n".join(lines)
+
+
 def _cmd_run(args) -> int:
-    from .batch import BatchError, load_grid, parse_value, run_notebooks, summary_table
+    from .batch import BatchError, SweepInterrupted, load_grid, parse_value, run_notebooks, summary_table
 
     params = {name: parse_value(value) for name, value in args.parameter}
     try:
@@ -76,19 +94,23 @@ def _cmd_run(args) -> int:
     except BatchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except SweepInterrupted as exc:
+        print("\n" + _interrupted_message(exc, args.argv), file=sys.stderr)
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
-        print("\ninterrupted: finished runs are kept; run the same command again to resume.", file=sys.stderr)
-        return 130
+        print(f"\nInterrupted before any run started. Resume with: {_resume_command(args.argv)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     print()
     print(summary_table(results))
-    return EXIT_RUN_FAILED if any(r.status == "failed" for r in results) else 0
+    return EXIT_RUN_FAILED if any(r.status in ("failed", "locked") for r in results) else 0
 
 
 def _cmd_collect(args) -> int:
     from .results import collect
 
-    if not args.runs_dir.is_dir():
-        print(f"error: runs folder {args.runs_dir} does not exist", file=sys.stderr)
+    problem = _runs_dir_problem(args.runs_dir)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
     table = collect(args.runs_dir)
     if table.empty:
@@ -99,19 +121,38 @@ def _cmd_collect(args) -> int:
     with pd.option_context("display.max_columns", 12, "display.width", 160, "display.max_colwidth", 40):
         shown = [c for c in table.columns if c.split(".")[0] in ("notebook", "status", "parameters", "metrics")]
         print(table[shown].to_string(index=False))
+    broken = table[table["status"] == "broken"] if "status" in table else table.iloc[:0]
+    for row in broken.itertuples(index=False):
+        print(f"broken record: {row.run_dir}: {row.error}", file=sys.stderr)
     if args.csv:
-        args.csv.parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(args.csv, index=False)
+        try:
+            args.csv.parent.mkdir(parents=True, exist_ok=True)
+            table.to_csv(args.csv, index=False)
+        except OSError as exc:
+            print(f"error: cannot write {args.csv} ({exc.strerror or exc}); choose another path for --csv.", file=sys.stderr)
+            return EXIT_BAD_INPUT
         print(f"\nwrote {args.csv}")
     return 0
+
+
+def _runs_dir_problem(path: Path) -> str | None:
+    if path.is_file():
+        return f"{path} is a file; give the runs folder (the --output of `python -m workbench run`, default runs/)."
+    if not path.is_dir():
+        return f"runs folder {path} does not exist; run notebooks first (python -m workbench run ...)."
+    return None
 
 
 def _cmd_report(args) -> int:
     from .report import write_report
 
+    problem = _runs_dir_problem(args.runs_dir)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         index = write_report(args.runs_dir, output=args.output)
-    except FileNotFoundError as exc:
+    except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(f"wrote {index}")
@@ -123,16 +164,17 @@ def _cmd_datasets(args) -> int:
 
     table = describe_sources()
     for row in table.itertuples(index=False):
-        mark = "ok     " if row.present else "MISSING"
+        mark = "ok     " if row.present else "BROKEN " if "corrupt" in str(row.size).lower() else "MISSING"
         print(f"{mark} {row.source:16s} {row.size}\n        install: {row.install}")
     missing = int((~table.present).sum())
-    print(f"\n{len(table) - missing} of {len(table)} sources present.")
+    print(f"\n{len(table) - missing} of {len(table)} sources present and readable.")
     return 0 if missing == 0 else EXIT_RUN_FAILED
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args = _parser().parse_args(argv)
+    args.argv = argv
     return {"run": _cmd_run, "collect": _cmd_collect, "report": _cmd_report, "datasets": _cmd_datasets}[args.command](args)
 
 

@@ -9,8 +9,18 @@ Parameters come from ``-p NAME VALUE`` pairs (fixed) and from a grid file (YAML 
 expand to the Cartesian product). Unknown parameter names are rejected before anything runs, using
 papermill's inspection of the notebook's ``parameters`` cell.
 
-Executors: ``"local"`` (processes on this machine, ``jobs`` at a time) and ``"dask"`` (a Dask
+Parameter values are checked before anything runs, too: against the type of each parameter's default and
+against the ranges a notebook declares in ``metadata.workbench.parameter_ranges``
+(see :mod:`workbench.notebook_params`).
+
+Executors: ``"local"`` (worker processes on this machine, ``jobs`` at a time) and ``"dask"`` (a Dask
 distributed cluster at ``address``; workers must see the same file system, e.g. a shared disk).
+
+Interruption: a run folder is claimed with a lock (:mod:`workbench.runlock`) while it runs, so two runners never
+execute the same run at once, and a lock left by a killed runner is taken over. Local workers die with the
+runner (``kill -9`` included) and their kernels with them. Ctrl-C (or ``SIGTERM``) stops the sweep: no new run
+starts, the running ones are stopped with their kernels and marked "interrupted", and :class:`SweepInterrupted`
+carries what finished, what was interrupted and what never started.
 
 Examples
 --------
@@ -44,6 +54,8 @@ __all__ = [
     "RunSpec",
     "RunResult",
     "BatchError",
+    "SweepInterrupted",
+    "parameter_ranges",
     "expand_grid",
     "load_grid",
     "parse_value",
@@ -69,6 +81,19 @@ class BatchError(ValueError):
     """Bad input to the batch runner (missing notebook, unknown parameter, malformed grid, ...)."""
 
 
+class SweepInterrupted(KeyboardInterrupt):
+    """The sweep was stopped (Ctrl-C or ``SIGTERM``). ``results`` holds one :class:`RunResult` per planned run, in
+    plan order: finished ones as they ended, the runs stopped mid-way with status "interrupted" and the runs that
+    never started with status "not started"."""
+
+    def __init__(self, results):
+        super().__init__("sweep interrupted")
+        self.results = list(results)
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.results)
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """One planned run: a notebook, its parameters and the folder it writes to."""
@@ -85,7 +110,11 @@ class RunSpec:
 
 @dataclass(frozen=True)
 class RunResult:
-    """What happened to one run: ``status`` is "completed", "failed" or "skipped" (already completed)."""
+    """What happened to one run.
+
+    ``status`` is "completed", "failed", "skipped" (completed earlier), "locked" (another runner is executing it
+    right now; left alone), "interrupted" (stopped by Ctrl-C; redone on resume) or "not started".
+    """
 
     spec: RunSpec
     status: str
@@ -130,6 +159,8 @@ def load_grid(path: str | os.PathLike) -> list[dict[str, Any]]:
     import yaml
 
     path = Path(path)
+    if path.is_dir():
+        raise BatchError(f"Grid file {path} is a folder; give a YAML file such as grids/epsilon.yaml.")
     if not path.is_file():
         raise BatchError(f"Grid file {path} does not exist.")
     try:
@@ -139,6 +170,9 @@ def load_grid(path: str | os.PathLike) -> list[dict[str, Any]]:
     if data is None:
         raise BatchError(f"Grid file {path} is empty; it must map parameter names to values or lists of values.")
     blocks = data if isinstance(data, list) else [data]
+    if not blocks or blocks == [{}]:
+        raise BatchError(f"Grid file {path} holds no parameters ({data!r}); it must map parameter names to values or "
+                         "lists of values, e.g. 'SEED: [0, 1]'. To run the defaults, leave out --grid.")
     runs = []
     for block in blocks:
         if not isinstance(block, Mapping) or not all(isinstance(k, str) for k in block):
@@ -157,6 +191,8 @@ def parse_value(text: str) -> Any:
     --------
     >>> parse_value("3"), parse_value("0.5"), parse_value("true"), parse_value("[1, 2]"), parse_value("uniform")
     (3, 0.5, True, [1, 2], 'uniform')
+    >>> parse_value("1e-5")
+    1e-05
     """
     import yaml
 
@@ -164,6 +200,8 @@ def parse_value(text: str) -> Any:
         value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+    if isinstance(value, str) and re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+", text.strip()):
+        return float(text)  # YAML 1.1 reads "1e-5" as text
     return text if isinstance(value, (dict, type(None))) and text.strip().lower() not in ("null", "none", "~") else value
 
 
@@ -190,7 +228,14 @@ def _short(value: Any) -> str:
 
 
 def find_notebooks(paths: Sequence[str | os.PathLike]) -> list[Path]:
-    """Notebook files from paths that are notebooks or folders of notebooks (sorted, checkpoints ignored)."""
+    """Notebook files from paths that are notebooks or folders of notebooks (sorted, checkpoints ignored).
+
+    A single path (``"x.ipynb"``) is accepted as well as a list of them; a notebook named twice is an error.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    if not isinstance(paths, (list, tuple)) or not paths:
+        raise BatchError(f"The 'notebooks' parameter must be a path or a non-empty list of paths. Got {paths!r} instead.")
     found: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
@@ -204,7 +249,23 @@ def find_notebooks(paths: Sequence[str | os.PathLike]) -> list[Path]:
             raise BatchError(f"{p} is not a notebook (.ipynb) or a folder of notebooks.")
         else:
             raise BatchError(f"Notebook {p} does not exist.")
+    seen: dict[Path, Path] = {}
+    for nb in found:
+        if nb.resolve() in seen:
+            raise BatchError(f"Notebook {nb} is given more than once (also as {seen[nb.resolve()]}); name each notebook once "
+                             "and use --grid for several parameter sets.")
+        seen[nb.resolve()] = nb
     return found
+
+
+def _read_notebook(notebook: Path) -> dict:
+    try:
+        nb = json.loads(notebook.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BatchError(f"Notebook {notebook} is not a valid .ipynb file (not JSON: {exc}).") from None
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+        raise BatchError(f"Notebook {notebook} is not a valid .ipynb file (no list of cells).")
+    return nb
 
 
 def notebook_parameters(notebook: str | os.PathLike) -> dict[str, Any]:
@@ -212,21 +273,35 @@ def notebook_parameters(notebook: str | os.PathLike) -> dict[str, Any]:
     import papermill
 
     notebook = Path(notebook)
-    info = papermill.inspect_notebook(str(notebook))
+    _read_notebook(notebook)
+    try:
+        info = papermill.inspect_notebook(str(notebook))
+    except Exception as exc:  # noqa: BLE001 - nbformat/papermill errors on a malformed notebook
+        raise BatchError(f"Notebook {notebook} could not be read ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}).") from None
     if not info and not _has_parameters_cell(notebook):
         raise BatchError(f"Notebook {notebook} has no cell tagged 'parameters'; tag the cell holding its parameters.")
     return {name: spec.get("default") for name, spec in info.items()}
 
 
 def _has_parameters_cell(notebook: Path) -> bool:
-    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    nb = _read_notebook(notebook)
     return any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.get("cells", []))
+
+
+def _workbench_metadata(notebook: str | os.PathLike) -> dict:
+    meta = _read_notebook(Path(notebook)).get("metadata", {}).get("workbench", {})
+    return meta if isinstance(meta, dict) else {}
 
 
 def smoke_parameters(notebook: str | os.PathLike) -> dict[str, Any]:
     """Parameters that make a notebook finish in seconds (``metadata.workbench.smoke_parameters``)."""
-    nb = json.loads(Path(notebook).read_text(encoding="utf-8"))
-    return dict(nb.get("metadata", {}).get("workbench", {}).get("smoke_parameters", {}))
+    return dict(_workbench_metadata(notebook).get("smoke_parameters", {}))
+
+
+def parameter_ranges(notebook: str | os.PathLike) -> dict[str, dict]:
+    """The ranges a notebook declares for its parameters (``metadata.workbench.parameter_ranges``; format in
+    :mod:`workbench.notebook_params`)."""
+    return dict(_workbench_metadata(notebook).get("parameter_ranges", {}))
 
 
 def plan_runs(
@@ -243,8 +318,19 @@ def plan_runs(
     grid values override fixed ones. With ``smoke=True`` each notebook's smoke parameters are the base.
     Raises :class:`BatchError` before anything runs if a notebook is missing or a name is unknown.
     """
+    from .notebook_params import check_values
+    from .validation import InvalidParameterError
+
     notebooks = find_notebooks(notebooks)
+    if parameters is not None and not isinstance(parameters, Mapping):
+        raise BatchError(f"The 'parameters' parameter must be a mapping of NAME: value. Got {parameters!r} instead.")
     parameters = dict(parameters or {})
+    if grid is not None:
+        if isinstance(grid, Mapping) or not isinstance(grid, (list, tuple)) or not all(isinstance(g, Mapping) for g in grid):
+            raise BatchError("The 'grid' parameter must be a list of parameter mappings (expand a mapping of lists with "
+                             f"expand_grid). Got {grid!r} instead."[:300])
+        if not grid:
+            raise BatchError("The 'grid' parameter is an empty list: no run to do. Leave it out (None) to run the defaults.")
     combos = list(grid) if grid else [{}]
     reserved = sorted(set(parameters).union(*combos) & set(RESERVED))
     if reserved:
@@ -252,6 +338,7 @@ def plan_runs(
     specs = []
     for nb in notebooks:
         declared = notebook_parameters(nb)
+        ranges = parameter_ranges(nb)
         base = smoke_parameters(nb) if smoke else {}
         for combo in combos:
             params = {**base, **parameters, **combo}
@@ -261,6 +348,10 @@ def plan_runs(
                     f"Unknown parameter(s) {unknown} for notebook {nb.name}; it accepts "
                     f"{sorted(n for n in declared if n not in RESERVED)}."
                 )
+            try:
+                params = check_values(params, defaults=declared, ranges=ranges, notebook=nb.stem)
+            except InvalidParameterError as exc:
+                raise BatchError(str(exc)) from None
             rid = run_id(params)
             specs.append(RunSpec(nb.resolve(), params, rid, Path(output).resolve() / nb.stem / rid))
     names = [s.name for s in specs]
@@ -322,11 +413,26 @@ def execute_run(spec: RunSpec, *, kernel_name: str | None = None, timeout: float
     """
     done = None if force else _completed(spec)
     if done is not None:
-        return RunResult(spec, "skipped", float(done.get("timings", {}).get("wall_seconds", 0.0)), metrics=done.get("metrics", {}))
+        return _skipped(spec, done)
+    from . import runlock
+
+    with runlock.claim(spec.output_dir) as held:
+        if not held.acquired:
+            return RunResult(spec, "locked", error=f"being executed by {held.describe_holder()}; left alone")
+        done = None if force else _completed(spec)  # another runner may have finished it meanwhile
+        if done is not None:
+            return _skipped(spec, done)
+        return _execute_claimed(spec, kernel_name=kernel_name, timeout=timeout)
+
+
+def _skipped(spec: RunSpec, done: dict) -> RunResult:
+    return RunResult(spec, "skipped", float((done.get("timings") or {}).get("wall_seconds", 0.0)), metrics=done.get("metrics") or {})
+
+
+def _execute_claimed(spec: RunSpec, *, kernel_name: str | None, timeout: float | None) -> RunResult:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    spec.output_dir.mkdir(parents=True, exist_ok=True)
     record_path = spec.output_dir / RECORD_NAME
     stale = record_path.exists()
     if stale:  # an earlier, unfinished or failed attempt: start clean so a new record is not confused with it
@@ -353,14 +459,16 @@ def execute_run(spec: RunSpec, *, kernel_name: str | None = None, timeout: float
     return _finish(spec, seconds=seconds, error=error, cell=cell)
 
 
-def _finish(spec: RunSpec, *, seconds: float, error: str | None, cell: int | None) -> RunResult:
+def _finish(spec: RunSpec, *, seconds: float, error: str | None, cell: int | None, interrupted: bool = False) -> RunResult:
     """Merge the runner's bookkeeping into the run's record (written atomically)."""
     try:
         rec = load_record(spec.output_dir)
     except (OSError, json.JSONDecodeError):
         rec = {}
-    status = "failed" if error else "completed"
-    runner = {"finished": True, "status": status, "error": error, "failing_cell": cell,
+    if not isinstance(rec, dict):
+        rec = {}
+    status = "interrupted" if interrupted else "failed" if error else "completed"
+    runner = {"finished": not interrupted, "status": status, "error": error, "failing_cell": cell,
               "executed_notebook": "notebook.ipynb"}
     save_record(
         spec.output_dir,
@@ -373,8 +481,22 @@ def _finish(spec: RunSpec, *, seconds: float, error: str | None, cell: int | Non
         notebook=spec.notebook.stem,
         status=status,
         extra={**(rec.get("extra") or {}), "runner": runner, "run_id": spec.run_id},
+        tables=rec.get("tables"),
     )
     return RunResult(spec, status, seconds, error, cell, rec.get("metrics") or {})
+
+
+def mark_interrupted(spec: RunSpec) -> RunResult:
+    """Record that a run was stopped mid-way (its record says "interrupted"; a resumed sweep runs it again)."""
+    from . import runlock
+
+    try:
+        with runlock.claim(spec.output_dir) as held:
+            if not held.acquired:  # another runner has taken the run over meanwhile: its record is its own
+                return RunResult(spec, "interrupted", error="interrupted by the user (Ctrl-C)")
+            return _finish(spec, seconds=0.0, error="interrupted by the user (Ctrl-C)", cell=None, interrupted=True)
+    except (OSError, ValueError):  # the folder is gone or the notebook's record cannot be merged: say so anyway
+        return RunResult(spec, "interrupted", error="interrupted by the user (Ctrl-C)")
 
 
 def _execute_quietly(spec: RunSpec, kernel_name: str | None, timeout: float | None, force: bool) -> RunResult:
@@ -427,12 +549,18 @@ def run_notebooks(
     on_result : callable, optional
         Called with each result as it arrives (progress reporting).
     """
+    from .validation import Interval, InvalidParameterError, check
+
     if executor not in EXECUTORS:
         raise BatchError(f"The 'executor' parameter must be one of {EXECUTORS}. Got {executor!r} instead.")
-    if executor == "dask" and not address:
-        raise BatchError("The dask executor needs the scheduler address (--cluster tcp://HOST:PORT).")
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise BatchError(f"The 'jobs' parameter must be an int >= 1. Got {jobs!r} instead.")
+    if executor == "dask":
+        _check_address(address)
+    try:
+        jobs = check(jobs, Interval(int, 1, None), name="jobs", owner="run_notebooks")
+        timeout = check(timeout, Interval(float, 0, None, closed="neither", allow_inf=True), None, name="timeout",
+                        owner="run_notebooks")
+    except InvalidParameterError as exc:
+        raise BatchError(str(exc)) from None
     specs = plan_runs(notebooks, parameters=parameters, grid=grid, output=output, smoke=smoke)
     _check_writable(Path(output))
     args = (kernel_name, timeout, force)
@@ -443,20 +571,58 @@ def run_notebooks(
         if on_result is not None:
             on_result(res)
 
-    pending = [i for i, s in enumerate(specs)]
-    if not force:  # resolve finished runs without starting any worker
-        for i in list(pending):
-            if _completed(specs[i]) is not None:
-                record(i, execute_run(specs[i]))
-                pending.remove(i)
-    if executor == "dask":
-        _run_dask(specs, pending, args, address, record)
-    elif jobs == 1 or len(pending) <= 1:
-        for i in pending:
-            record(i, _execute_quietly(specs[i], *args))
-    else:
-        _run_processes(specs, pending, args, jobs, record)
+    pending = list(range(len(specs)))
+    try:
+        with _terminate_as_interrupt():
+            if not force:  # resolve finished runs without starting any worker
+                for i in list(pending):
+                    done = _completed(specs[i])
+                    if done is not None:
+                        record(i, _skipped(specs[i], done))
+                        pending.remove(i)
+            if not pending:
+                pass
+            elif executor == "dask":
+                _run_dask(specs, pending, args, address, record)
+            else:
+                _run_processes(specs, pending, args, jobs, record)
+    except KeyboardInterrupt as exc:
+        stopped = getattr(exc, "stopped", ())
+        for i in range(len(specs)):
+            if i not in results:
+                results[i] = mark_interrupted(specs[i]) if i in stopped else RunResult(specs[i], "not started")
+        raise SweepInterrupted([results[i] for i in range(len(specs))]) from None
     return [results[i] for i in range(len(specs))]
+
+
+def _check_address(address: str | None) -> None:
+    if not address:
+        raise BatchError("The dask executor needs the scheduler address (--cluster tcp://HOST:PORT).")
+    if not re.fullmatch(r"(tcp|tls|ucx|ws|wss)://[^\s:/]+:\d{1,5}/?", str(address)):
+        raise BatchError(f"The scheduler address must look like tcp://HOST:PORT (with the port, e.g. tcp://10.0.0.5:8786). "
+                         f"Got {address!r} instead.")
+
+
+class _terminate_as_interrupt:
+    """While active (in the main thread), ``SIGTERM`` stops the sweep like Ctrl-C does."""
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            def handler(signum, frame):
+                raise KeyboardInterrupt
+
+            self._previous = signal.signal(signal.SIGTERM, handler)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
 
 
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -474,12 +640,33 @@ def _share_cores(jobs: int) -> None:
         os.environ.setdefault(name, threads)
 
 
+def _worker_init(jobs: int, runner_pid: int) -> None:
+    """Set up a worker process: its share of the cores, death with the runner, Ctrl-C left to the runner."""
+    import signal
+
+    from ._processes import die_with_parent
+
+    die_with_parent(runner_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runner decides what Ctrl-C stops (and stops us itself)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _share_cores(jobs)
+
+
 def _run_processes(specs, pending, args, jobs, record) -> None:
+    """Run ``pending`` in worker processes (spawned, ``jobs`` at a time; one worker for ``jobs=1``).
+
+    On Ctrl-C: no further run starts, the workers and their kernels are stopped, and the indices of the runs that
+    were executing are attached to the ``KeyboardInterrupt`` (as ``stopped``).
+    """
     import multiprocessing
+    import signal
+
+    from . import runlock
+    from ._processes import stop_tree
 
     ctx = multiprocessing.get_context("spawn")  # fork + kernels + threads do not mix
-    pool = ProcessPoolExecutor(max_workers=min(jobs, len(pending)), mp_context=ctx,
-                               initializer=_share_cores, initargs=(min(jobs, len(pending)),))
+    workers = min(jobs, len(pending))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(workers, os.getpid()))
     futures: dict[Future, int] = {}
     try:
         futures = {pool.submit(_execute_quietly, specs[i], *args): i for i in pending}
@@ -488,9 +675,17 @@ def _run_processes(specs, pending, args, jobs, record) -> None:
             done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
             for fut in done:
                 record(futures[fut], fut.result())
-    except KeyboardInterrupt:
-        for fut in futures:
-            fut.cancel()
+    except KeyboardInterrupt as exc:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        try:
+            running = {i for fut, i in futures.items() if not fut.done() and runlock.holder(specs[i].output_dir)}
+            worker_pids = list(getattr(pool, "_processes", None) or {})
+            pool.shutdown(wait=False, cancel_futures=True)  # queued runs never start (cancelled by the pool itself)
+            stop_tree(worker_pids)  # the running ones stop, kernels included
+            pool.shutdown(wait=True)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        exc.stopped = running
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

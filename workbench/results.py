@@ -42,9 +42,14 @@ __all__ = [
     "default_output_dir",
     "metric_key",
     "METRIC_KEY_PATTERN",
+    "STATUSES",
+    "record_problem",
+    "legacy_metric_key",
 ]
 
 RECORD_NAME = "record.json"
+#: The values a record's ``status`` may take ("interrupted": stopped by Ctrl-C; the batch runner redoes it).
+STATUSES = ("completed", "failed", "running", "interrupted")
 #: Metric names in run records: lower-case words joined by "_", levels joined by "/", numbers may hold a ".";
 #: e.g. ``dp/epsilon_8/accuracy``, ``lira_online/tpr_at_fpr_0.001``, ``non_dp/seconds_per_epoch``.
 METRIC_KEY_PATTERN = r"^[a-z0-9_.]+(/[a-z0-9_.]+)*$"
@@ -174,15 +179,15 @@ def save_record(
         The notebook parameters the run was executed with.
     notebook : str, optional
         Name of the notebook that produced the run.
-    status : {"completed", "failed", "running"}
+    status : {"completed", "failed", "running", "interrupted"}
     extra : mapping, optional
         Anything else worth keeping (JSON-convertible).
     tables : mapping of str to DataFrame or list of row mappings, optional
         Named tidy tables (e.g. a scorecard), stored as lists of row dicts under ``record["tables"]``; the HTML
         report shows them.
     """
-    if status not in ("completed", "failed", "running"):
-        raise ValueError(f"The 'status' parameter of save_record must be 'completed', 'failed' or 'running'. Got {status!r} instead.")
+    if status not in STATUSES:
+        raise ValueError(f"The 'status' parameter of save_record must be one of {STATUSES}. Got {status!r} instead.")
     if history is not None and hasattr(history, "to_records"):
         history = history.to_records()
     record = {
@@ -211,31 +216,91 @@ def load_record(path: str | os.PathLike) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def record_problem(record: Any) -> str | None:
+    """Why a loaded record cannot be used (wrong shape), or ``None`` when it is fine.
+
+    Examples
+    --------
+    >>> record_problem({"status": "completed", "metrics": {"auc": 0.5}}) is None
+    True
+    >>> record_problem({"status": "completed", "metrics": [0.5]})
+    "'metrics' is a list, not a mapping of names to values"
+    >>> record_problem([1, 2])
+    'the file holds a list, not a record (a JSON object)'
+    """
+    if not isinstance(record, Mapping):
+        return f"the file holds a {type(record).__name__}, not a record (a JSON object)"
+    for section in ("parameters", "config", "metrics", "timings", "extra", "tables"):
+        value = record.get(section)
+        if value is not None and not isinstance(value, Mapping):
+            return f"{section!r} is a {type(value).__name__}, not a mapping of names to values"
+    status = record.get("status")
+    if status is not None and status not in STATUSES:
+        return f"'status' is {status!r}, not one of {STATUSES}"
+    return None
+
+
+def legacy_metric_key(name: str) -> str:
+    """A metric name from a record written before the one naming scheme, in that scheme where it is clear.
+
+    Lower-cases, turns spaces and hyphens into "_", turns a "." between words into "/" (a "." inside a number
+    stays) and drops "_" at either end of a level. Names already in the scheme come back unchanged.
+
+    Examples
+    --------
+    >>> legacy_metric_key("non-DP.accuracy"), legacy_metric_key("_lira_online/AUC_"), legacy_metric_key("tpr_at_fpr_0.001")
+    ('non_dp/accuracy', 'lira_online/auc', 'tpr_at_fpr_0.001')
+    """
+    import re
+
+    text = str(name).strip().lower().replace(" ", "_").replace("-", "_")
+    text = re.sub(r"(?<=[a-z_])\.(?=[a-z_])|(?<=\d)\.(?=[a-z_])|(?<=[a-z_])\.(?=\d+[a-z_])", "/", text)
+    return "/".join(level.strip("_") or level for level in text.split("/"))
+
+
+def _broken_row(path: Path, reason: str) -> dict:
+    return {"run_dir": str(path.parent), "notebook": path.parent.parent.name, "status": "broken", "error": reason}
+
+
 def collect(runs_dir: str | os.PathLike) -> pd.DataFrame:
     """One row per ``record.json`` found under ``runs_dir`` (recursively).
 
-    Columns: ``run_dir``, ``notebook``, ``status``, ``seed``, ``created`` and the flattened
-    ``parameters.*``, ``config.*``, ``metrics.*`` and ``timings.*`` entries. Empty DataFrame if none.
+    Columns: ``run_dir``, ``notebook``, ``status``, ``seed``, ``created`` and the flattened ``parameters.*``,
+    ``config.*``, ``metrics.*`` and ``timings.*`` entries. Metric columns use the one naming scheme
+    (``metrics.dp/epsilon_8/accuracy``); records written before it (nested metric mappings, "." or "-" in
+    names) are read into the same columns (:func:`legacy_metric_key`). A record that cannot be read (truncated,
+    not JSON, JSON of the wrong shape) is never dropped: its row has status ``"broken"`` and the reason in
+    ``error``. Empty DataFrame if there is no record.
     """
     runs_dir = Path(runs_dir)
     rows = []
     for path in sorted(runs_dir.rglob(RECORD_NAME)):
         try:
             rec = load_record(path)
-        except (OSError, json.JSONDecodeError):
-            continue  # unreadable file (never produced by save_record): skip, do not crash a report
+        except (OSError, UnicodeDecodeError) as exc:
+            rows.append(_broken_row(path, f"unreadable: {exc}"))
+            continue
+        except json.JSONDecodeError as exc:
+            rows.append(_broken_row(path, f"not valid JSON (truncated or corrupt): {exc}"))
+            continue
+        problem = record_problem(rec)
+        if problem:
+            rows.append(_broken_row(path, problem))
+            continue
         row = {"run_dir": str(path.parent), **{k: rec.get(k) for k in ("notebook", "status", "seed", "created")}}
-        for section in ("parameters", "config", "metrics", "timings"):
+        for section in ("parameters", "config", "timings"):
             row.update(_flatten(rec.get(section) or {}, prefix=f"{section}."))
+        for key, value in _flatten(rec.get("metrics") or {}, prefix="", sep="/").items():
+            row[f"metrics.{legacy_metric_key(key)}"] = value
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _flatten(d: Mapping[str, Any], *, prefix: str) -> dict[str, Any]:
+def _flatten(d: Mapping[str, Any], *, prefix: str, sep: str = ".") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in d.items():
         if isinstance(value, Mapping):
-            out.update(_flatten(value, prefix=f"{prefix}{key}."))
+            out.update(_flatten(value, prefix=f"{prefix}{key}{sep}", sep=sep))
         else:
             out[f"{prefix}{key}"] = value
     return out

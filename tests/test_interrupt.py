@@ -1,0 +1,127 @@
+"""Stopping sweeps for real: Ctrl-C and kill -9 on the command-line runner, then resuming; two runners at once.
+
+The fixture notebook logs "start TAG" and "end TAG" to a file and waits for a release file, so the tests can stop a
+sweep while runs are executing and count afterwards how often each run started and finished.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import psutil
+import pytest
+
+from workbench import runlock
+from workbench.results import load_record
+
+SLEEPY = Path(__file__).parent / "fixtures" / "notebooks" / "sleepy.ipynb"
+pytestmark = pytest.mark.slow
+
+
+def _start(tmp_path, *, jobs=2, tags=(1, 2, 3), name="runs"):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(f"TAG: {list(tags)}\n")
+    args = [sys.executable, "-m", "workbench", "run", str(SLEEPY), "--grid", str(grid), "--jobs", str(jobs),
+            "-p", "LOG", str(tmp_path / "log"), "-p", "RELEASE", str(tmp_path / "release"), "--output", str(tmp_path / name)]
+    # a session of its own, like a terminal's foreground job: Ctrl-C goes to the whole process group
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def _events(tmp_path):
+    path = tmp_path / "log"
+    lines = path.read_text().split("\n") if path.exists() else []
+    return Counter((line.split()[0], int(line.split()[1])) for line in lines if line)
+
+
+def _wait_for_starts(tmp_path, n, proc, timeout=90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sum(v for (event, _), v in _events(tmp_path).items() if event == "start") >= n:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    raise AssertionError(f"fewer than {n} runs started in {timeout} s")
+
+
+def _tree(pid):
+    return [p.pid for p in psutil.Process(pid).children(recursive=True)]
+
+
+def _all_gone(pids, timeout=15):
+    deadline = time.monotonic() + timeout
+    alive = list(pids)
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in alive if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+        time.sleep(0.1)
+    return alive
+
+
+TAGS = (1, 2, 3)  # two run at a time (jobs 2), so one is always waiting when the sweep is stopped
+
+
+def _finish_and_check(tmp_path, starts):
+    """Resume with the same command, then: every run finished exactly once, and started once more than it was
+    before (the interrupted ones are redone, the others run now for the first time)."""
+    (tmp_path / "release").write_text("go")
+    proc = _start(tmp_path)
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, (out, err)
+    events = _events(tmp_path)
+    for tag in TAGS:  # nothing lost, nothing finished twice
+        assert events[("end", tag)] == 1, events
+        assert events[("start", tag)] == starts[tag] + 1, events
+
+
+def _started(tmp_path):
+    return Counter({tag: n for (event, tag), n in _events(tmp_path).items() if event == "start"})
+
+
+def test_ctrl_c_then_kill_9_then_resume(tmp_path):
+    """Ctrl-C stops the sweep promptly with one message; kill -9 leaves no process and only stale claims; the
+    same command then finishes every run exactly once."""
+    proc = _start(tmp_path)
+    _wait_for_starts(tmp_path, 2, proc)
+    children = _tree(proc.pid)
+    started = time.monotonic()
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground process group
+    out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - started < 15
+    assert proc.returncode == 130, (out, err)
+    assert "Traceback" not in err and "Traceback" not in out
+    assert "Interrupted. 0 run(s) finished (kept), 2 interrupted" in err and "1 not started" in err
+    assert "Resume with: python -m workbench run" in err and "--jobs 2" in err
+    assert len(err.strip().splitlines()) == 2  # one short message, nothing else
+    assert not _all_gone(children), "workers or kernels outlived the runner"
+    assert sum(_started(tmp_path).values()) == 2  # no new run started after Ctrl-C
+    statuses = Counter(load_record(p)["status"] for p in (tmp_path / "runs" / "sleepy").glob("*/record.json"))
+    assert statuses == {"interrupted": 2}
+
+    proc = _start(tmp_path)  # resume, then kill -9 the runner mid-way
+    _wait_for_starts(tmp_path, 4, proc)
+    children = _tree(proc.pid)
+    assert len(children) >= 4  # two workers, two kernels (and multiprocessing's helper)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert not _all_gone(children), "workers or kernels outlived the killed runner"
+    claimed = [lock.parent for lock in (tmp_path / "runs" / "sleepy").glob("*/.lock") if lock.read_text()]
+    assert len(claimed) == 2  # claims left behind by the killed workers ...
+    assert all(runlock.holder(folder) is None for folder in claimed)  # ... held by nobody: stale, taken over below
+    _finish_and_check(tmp_path, _started(tmp_path))
+
+
+def test_two_runners_at_once_never_run_the_same_run_twice(tmp_path):
+    first = _start(tmp_path, jobs=1)
+    _wait_for_starts(tmp_path, 1, first)
+    second = _start(tmp_path, jobs=1)
+    _wait_for_starts(tmp_path, 2, second)
+    (tmp_path / "release").write_text("go")
+    out1, err1 = first.communicate(timeout=180)
+    out2, err2 = second.communicate(timeout=180)
+    events = _events(tmp_path)
+    for tag in TAGS:
+        assert events[("start", tag)] == 1 and events[("end", tag)] == 1, (events, out1, out2)
+    assert "locked" in out2  # the second runner found run 1 being executed and left it alone
+    assert {first.returncode, second.returncode} <= {0, 1}

@@ -1,0 +1,160 @@
+"""Check notebook parameter values before anything runs: against each parameter's default and declared range.
+
+A value passed with ``-p`` or from a grid must have the type of the parameter's default in the notebook's
+``parameters`` cell (an ``int`` default takes ints, a ``float`` default any finite-or-infinite number, a ``bool``
+default ``true``/``false``, a ``str`` default text, a list default a list whose items have the default items'
+type; a ``None`` default takes anything). On top of that a notebook may declare ranges in its metadata, next to
+its smoke parameters::
+
+    nb.metadata["workbench"]["parameter_ranges"] = {
+        "N_IMAGES": {"min": 1},                        # an int >= 1
+        "EPOCH_SCALE": {"min": 0, "exclusive": True},  # a float > 0 ("exclusive": true excludes both bounds,
+                                                       #  "min" or "max" only that one)
+        "DELTA": {"min": 0, "max": 1, "exclusive": "min"},
+        "ENGINE": {"options": ["fast", "opacus-ghost", "opacus-hooks"]},
+    }
+
+For a list parameter (``EPSILONS = [1.0, 8.0]``) the range applies to every item. A failing value raises
+:class:`~workbench.validation.InvalidParameterError` naming the parameter, the notebook and what it accepts.
+
+Examples
+--------
+>>> defaults = {"N_IMAGES": "24", "SIZE": '"full"', "EPSILONS": "[0.5, 8.0]", "OUTPUT_DIR": "None"}
+>>> check_values({"N_IMAGES": 3, "EPSILONS": [1, 2.5]}, defaults=defaults, ranges={"N_IMAGES": {"min": 1}},
+...              notebook="00_data_tour")
+{'N_IMAGES': 3, 'EPSILONS': [1.0, 2.5]}
+>>> check_values({"N_IMAGES": -3}, defaults=defaults, ranges={"N_IMAGES": {"min": 1}}, notebook="00_data_tour")
+Traceback (most recent call last):
+...
+workbench.validation.InvalidParameterError: The 'N_IMAGES' parameter of notebook 00_data_tour must be an int >= 1. Got -3 instead.
+>>> check_values({"N_IMAGES": "abc"}, defaults=defaults, ranges={}, notebook="00_data_tour")
+Traceback (most recent call last):
+...
+workbench.validation.InvalidParameterError: The 'N_IMAGES' parameter of notebook 00_data_tour must be an int. Got 'abc' instead.
+"""
+from __future__ import annotations
+
+import ast
+import math
+import re
+from typing import Any, Mapping
+
+from .validation import Boolean, InstanceOf, Interval, InvalidParameterError, Options, Seq, check
+
+__all__ = ["RANGE_KEYS", "check_values", "check_ranges_spec", "constraint_for"]
+
+#: The keys a ``parameter_ranges`` entry may hold.
+RANGE_KEYS = ("min", "max", "exclusive", "options")
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^[+-]?(inf|infinity|nan)$", re.IGNORECASE)
+
+
+def _default_value(text: str | None) -> Any:
+    """The Python value of a default written in the parameters cell (``...`` when it is not a literal)."""
+    if text is None:
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return ...
+
+
+def _as_number(value: Any) -> Any:
+    """Text that spells a number (``"1e-5"``, which YAML keeps as text) becomes that number."""
+    if isinstance(value, str) and _NUMBER.match(value.strip()):
+        number = float(value)
+        return int(number) if re.fullmatch(r"[+-]?\d+", value.strip()) else number
+    return value
+
+
+def _interval(kind, spec: Mapping[str, Any]) -> Interval:
+    exclusive = spec.get("exclusive", False)
+    lo_open = exclusive is True or exclusive in ("min", "both")
+    hi_open = exclusive is True or exclusive in ("max", "both")
+    closed = {(False, False): "both", (False, True): "left", (True, False): "right", (True, True): "neither"}[(lo_open, hi_open)]
+    return Interval(kind, spec.get("min"), spec.get("max"), closed=closed, allow_inf=kind is float)
+
+
+def constraint_for(default: Any, spec: Mapping[str, Any] | None = None):
+    """The constraint a value must meet, from the parameter's default value and its declared range (or ``None``
+    when anything goes)."""
+    spec = dict(spec or {})
+    if isinstance(default, (list, tuple)):
+        kinds = {type(v) for v in default}
+        if "options" in spec or kinds == {int, float}:
+            inner = Options(tuple(spec["options"])) if "options" in spec else _interval(float, spec)
+        elif len(kinds) == 1 and kinds <= {int, float, str, bool}:
+            inner = constraint_for(default[0], spec)
+        elif spec.get("min") is not None or spec.get("max") is not None:
+            inner = _interval(float, spec)
+        else:
+            return InstanceOf(list, tuple)
+        return Seq(inner)
+    if "options" in spec:
+        item = Options(tuple(spec["options"]))
+    elif isinstance(default, bool):
+        item = Boolean()
+    elif isinstance(default, int):
+        item = _interval(int, spec)
+    elif isinstance(default, float):
+        item = _interval(float, spec)
+    elif isinstance(default, str):
+        item = InstanceOf(str)
+    elif isinstance(default, dict):
+        item = InstanceOf(dict)
+    elif spec.get("min") is not None or spec.get("max") is not None:  # a None default with a range: a number
+        item = _interval(float, spec)
+    else:
+        return None
+    return item
+
+
+def check_ranges_spec(ranges: Any, *, notebook: str) -> dict[str, dict]:
+    """Validate a notebook's ``parameter_ranges`` metadata itself (a mapping of names to range mappings)."""
+    if ranges in (None, {}):
+        return {}
+    if not isinstance(ranges, Mapping):
+        raise InvalidParameterError(f"The 'parameter_ranges' metadata of notebook {notebook} must map parameter names "
+                                    f"to ranges like {{'N': {{'min': 1}}}}. Got {ranges!r} instead.")
+    for name, spec in ranges.items():
+        if not isinstance(spec, Mapping) or set(spec) - set(RANGE_KEYS):
+            raise InvalidParameterError(f"The range of {name!r} in notebook {notebook}'s 'parameter_ranges' metadata "
+                                        f"may only hold the keys {RANGE_KEYS}. Got {spec!r} instead.")
+        if spec.get("exclusive", False) not in (True, False, "min", "max", "both"):
+            raise InvalidParameterError(f"'exclusive' in the range of {name!r} (notebook {notebook}) must be true, false, "
+                                        f"'min', 'max' or 'both'. Got {spec.get('exclusive')!r} instead.")
+    return {str(k): dict(v) for k, v in ranges.items()}
+
+
+def check_values(values: Mapping[str, Any], *, defaults: Mapping[str, str | None], ranges: Mapping[str, Any] | None,
+                 notebook: str) -> dict[str, Any]:
+    """Check each value against its parameter's default type and declared range; return the values normalised
+    (number-like text as numbers, ints as floats where the default is a float, tuples as lists).
+
+    Parameters
+    ----------
+    values : mapping
+        Parameter name -> value to check (names are assumed known: unknown names are rejected earlier).
+    defaults : mapping
+        Parameter name -> default as written in the ``parameters`` cell (papermill's inspection).
+    ranges : mapping, optional
+        The notebook's ``parameter_ranges`` metadata.
+    notebook : str
+        The notebook's name, for messages.
+    """
+    ranges = check_ranges_spec(ranges, notebook=notebook)
+    out = {}
+    for name, value in values.items():
+        default = _default_value(defaults.get(name))
+        constraint = constraint_for(default, ranges.get(name)) if default is not ... else None
+        if constraint is None:
+            out[name] = value
+            continue
+        numeric = isinstance(constraint.item if isinstance(constraint, Seq) else constraint, Interval)
+        candidate = value
+        if numeric:  # number-like text (YAML keeps "1e-5" as text) counts as the number it spells
+            candidate = [_as_number(v) for v in value] if isinstance(value, (list, tuple)) else _as_number(value)
+        checked = check(candidate, constraint, name=name, owner=f"notebook {notebook}")
+        if isinstance(checked, float) and math.isnan(checked):  # pragma: no cover - Interval never passes NaN
+            raise InvalidParameterError(f"The {name!r} parameter of notebook {notebook} must not be NaN.")
+        out[name] = list(checked) if isinstance(checked, tuple) else checked
+    return out
