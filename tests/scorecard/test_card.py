@@ -212,3 +212,11 @@ def test_one_roc_gives_the_mann_whitney_auc_with_ties():
         assert auc == pytest.approx(metrics.roc_auc(s, y), abs=1e-12)
         fpr, tp, _ = metrics.roc_curve(s, y)
         assert tpr == metrics.tpr_at_fpr(fpr, tpr=tp, target=0.1)
+
+
+def test_fairness_gaps_need_scores_only_when_asked_for():
+    card = scorecard(ModelOutputs(pred=OLD), ModelOutputs(pred=NEW), labels=Y, groups={"gender": GENDER},
+                     config=ScorecardConfig(n_boot=20))
+    assert "fairness" not in set(card.dimension) and "gender" in set(card.group)  # flips per group still reported
+    with pytest.raises(InvalidParameterError, match="needs both models' 'score'"):
+        scorecard(ModelOutputs(pred=OLD), ModelOutputs(pred=NEW), labels=Y, groups={"gender": GENDER}, fairness_groups=["gender"])

@@ -212,8 +212,8 @@ def scorecard(old: ModelOutputs, new: ModelOutputs, *, labels, groups=None, clas
     classes : sequence of str, optional
         Class names in id order (for the per-class slices); default the ids.
     fairness_groups : sequence of str, optional
-        Columns of ``groups`` across whose groups fairness gaps are taken (default: all of them). Needs both
-        models' ``score``.
+        Columns of ``groups`` across whose groups fairness gaps are taken (default: all of them when both models
+        have a ``score``, none otherwise). Naming columns without scores is an error.
     config : ScorecardConfig
     progress : bool
         Progress bar over the membership resamples.
@@ -237,14 +237,17 @@ def scorecard(old: ModelOutputs, new: ModelOutputs, *, labels, groups=None, clas
             raise InvalidParameterError(f"The {name!r} predictions given to scorecard must have one entry per label ({n}). "
                                         f"Got {len(value.pred)} instead.")
     table = _group_table(groups, n)
-    fairness_groups = list(table.columns) if fairness_groups is None else [str(g) for g in fairness_groups]
+    with_scores = old.score is not None and new.score is not None
+    if fairness_groups is None:  # default: every group column, when there are scores to compare
+        fairness_groups = list(table.columns) if with_scores else []
+    fairness_groups = [str(g) for g in fairness_groups]
     unknown = [g for g in fairness_groups if g not in table.columns]
     if unknown:
         raise InvalidParameterError(f"Unknown column(s) {unknown} in the 'fairness_groups' parameter of scorecard; "
                                     f"accepted values are {list(table.columns)}.")
-    with_scores = old.score is not None and new.score is not None
-    if fairness_groups and not with_scores and groups is not None and fairness_groups:
-        raise InvalidParameterError("scorecard needs both models' 'score' for fairness gaps; pass fairness_groups=() to skip them.")
+    if fairness_groups and not with_scores:
+        raise InvalidParameterError("scorecard needs both models' 'score' for the fairness gaps of 'fairness_groups'; "
+                                    "pass ModelOutputs(score=...) or fairness_groups=().")
 
     class_ids = np.unique(y)
     slicing = [("all", [("all", np.ones(n, bool))])]
