@@ -41,6 +41,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from workbench.validation import Interval, Options, check
+
 from .meta import MetaResult, random_effects
 
 __all__ = [
@@ -228,8 +230,7 @@ def weat(X, Y, A, B, *, n_permutations: int = 10_000, seed=0) -> WeatResult:
     >>> r.exact, r.n_permutations, r.p_value   # 1 of the C(6, 3) = 20 partitions is as extreme
     (True, 20, 0.05)
     """
-    if isinstance(n_permutations, bool) or not isinstance(n_permutations, (int, np.integer)) or n_permutations < 1:
-        raise ValueError(f"The 'n_permutations' parameter of weat must be a positive int. Got {n_permutations!r} instead.")
+    n_permutations = check(n_permutations, Interval(int, 1, None), name="n_permutations", owner="weat")
     X, Y, A, B = _check_sets(X, Y, A, B, fn="weat")
     diff = A.mean(axis=0) - B.mean(axis=0)
     sx, sy = X @ diff, Y @ diff
@@ -325,13 +326,11 @@ def ceat_effects(X, Y, A, B, *, n_samples: int = 1000, seed=0, variance: str = "
     -------
     (effects, variances) : two float arrays of shape (N,)
     """
-    if variance not in VARIANCES:
-        raise ValueError(f"The 'variance' parameter of ceat must be one of {VARIANCES}. Got {variance!r} instead.")
+    check(variance, Options(VARIANCES), name="variance", owner="ceat")
     pools = _split_pools(X, Y, A, B)
     flat = [p for ps in pools for p in ps]
     if indices is None:
-        if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 2:
-            raise ValueError(f"The 'n_samples' parameter of ceat must be an int >= 2. Got {n_samples!r} instead.")
+        n_samples = check(n_samples, Interval(int, 2, None), name="n_samples", owner="ceat")
         indices = ceat_sample_indices([p.shape[0] for p in flat], n_samples=int(n_samples), seed=seed)
     indices = np.asarray(indices)
     if indices.shape[0] != len(flat):

@@ -26,6 +26,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from workbench.validation import Interval, Options, Seq, check
+
 __all__ = [
     "CONTEXT_SOURCES",
     "CONTEXT_TEMPLATES",
@@ -105,7 +107,7 @@ def corpus_sentences(source: str, *, max_chars: int = 300) -> tuple[str, ...]:
 
         texts = [s for speech in load_shakespeare(size="full")["text"] for s in _SENTENCE_END.split(speech.replace("\n", " "))]
     else:
-        raise ValueError(f"The 'source' parameter of corpus_sentences must be 'tweets' or 'shakespeare'. Got {source!r} instead.")
+        check(source, Options(("tweets", "shakespeare")), name="source", owner="corpus_sentences")
     return tuple(t.strip() for t in texts if 3 <= len(t.strip()) <= max_chars)
 
 
@@ -201,11 +203,11 @@ def find_contexts(words: Sequence[str], *, sources: Sequence[str] = CONTEXT_SOUR
     words = list(dict.fromkeys(words))
     if not words:
         raise ValueError("The 'words' parameter of find_contexts must not be empty.")
-    unknown = [s for s in sources if s not in CONTEXT_SOURCES]
-    if unknown or not sources:
-        raise ValueError(f"The 'sources' parameter of find_contexts must be a non-empty subset of {CONTEXT_SOURCES}. Got {list(sources)!r} instead.")
-    if max_per_word < 0 or min_per_word < 0 or (n_templates is not None and n_templates < 0):
-        raise ValueError("The 'max_per_word', 'min_per_word' and 'n_templates' parameters of find_contexts must be >= 0.")
+    sources = check(sources, Seq(Options(tuple(CONTEXT_SOURCES)), min_len=1), name="sources", owner="find_contexts")
+    max_per_word = check(max_per_word, Interval(int, 0, None), name="max_per_word", owner="find_contexts")
+    min_per_word = check(min_per_word, Interval(int, 0, None), name="min_per_word", owner="find_contexts")
+    n_templates = check(n_templates, Interval(int, 0, None), None, name="n_templates", owner="find_contexts")
+    max_chars = check(max_chars, Interval(int, 1, None), name="max_chars", owner="find_contexts")
     rng = np.random.default_rng(seed)
     sentences: dict[str, list[str]] = {}
     origin: dict[str, list[str]] = {}

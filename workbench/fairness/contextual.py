@@ -22,6 +22,8 @@ from typing import Sequence
 
 import numpy as np
 
+from workbench.validation import Options, check
+
 from workbench.datasets._sources import cache_dir, read_cached_array, write_cached_array
 
 from .contexts import word_pattern
@@ -113,8 +115,7 @@ def contextual_word_embeddings(sentences: Sequence[str], words: Sequence[str], *
     sentences, words = [str(s) for s in sentences], [str(w) for w in words]
     if len(sentences) != len(words):
         raise ValueError(f"The 'sentences' and 'words' parameters of contextual_word_embeddings must have the same length. Got {len(sentences)} and {len(words)} instead.")
-    if pooling not in WORD_POOLINGS:
-        raise ValueError(f"The 'pooling' parameter of contextual_word_embeddings must be one of {WORD_POOLINGS}. Got {pooling!r} instead.")
+    check(pooling, Options(tuple(WORD_POOLINGS)), name="pooling", owner="contextual_word_embeddings")
     spans = []
     for s, w in zip(sentences, words):
         m = word_pattern(w).search(s)

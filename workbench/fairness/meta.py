@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from workbench.validation import Options, check
+
 __all__ = ["MetaResult", "random_effects", "ALTERNATIVES"]
 
 #: Accepted values of ``alternative``: H1 says the combined effect is > 0, < 0, or != 0.
@@ -109,8 +111,7 @@ def random_effects(effects, variances=None, *, alternative: str = "greater") -> 
     >>> round(r.q, 3), round(r.tau2, 3), round(r.i2, 3)
     (50.0, 0.49, 0.98)
     """
-    if alternative not in ALTERNATIVES:
-        raise ValueError(f"The 'alternative' parameter of random_effects must be one of {ALTERNATIVES}. Got {alternative!r} instead.")
+    check(alternative, Options(ALTERNATIVES), name="alternative", owner="random_effects")
     e = np.asarray(effects, dtype=np.float64).ravel()
     if variances is None:
         raise ValueError("The 'variances' parameter of random_effects is required (one within-study variance per effect).")

@@ -35,6 +35,8 @@ import pandas as pd
 import torch
 from torch import nn
 
+from workbench.validation import Interval, check
+
 __all__ = [
     "SensitivityResult",
     "fit_protected_model",
@@ -90,8 +92,7 @@ def fit_protected_model(X, groups, *, C: float = 1.0, seed: int = 0):
     values = np.unique(groups)
     if len(values) != 2:
         raise ValueError(f"The 'groups' parameter of fit_protected_model must hold exactly two groups. Got {values.tolist()[:10]}.")
-    if not C > 0:
-        raise ValueError(f"The 'C' parameter of fit_protected_model must be > 0. Got {C!r} instead.")
+    C = check(C, Interval(float, 0, None, closed="neither"), name="C", owner="fit_protected_model")
     return LogisticRegression(C=C, max_iter=2000, random_state=seed).fit(X, groups)
 
 

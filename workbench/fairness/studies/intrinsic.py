@@ -154,10 +154,11 @@ class ContextSearch:
         """Words whose every context comes from the templates."""
         return int(((self.counts.n_contexts - self.counts.templates) == 0).sum())
 
-    def richest_word(self) -> tuple[str, list]:
-        """The word with the most corpus (tweets + Shakespeare) contexts, and its ``(source, sentence)`` pairs."""
+    def richest_word(self, *, max_chars: int = 120) -> tuple[str, pd.DataFrame]:
+        """The word with the most corpus (tweets + Shakespeare) contexts, and a table of its contexts (``source``,
+        ``sentence`` cut at ``max_chars``)."""
         word = max(self.counts.index, key=lambda w: self.counts.loc[w, "tweets"] + self.counts.loc[w, "shakespeare"])
-        return word, list(zip(self.contexts.sources[word], self.contexts.sentences[word]))
+        return word, pd.DataFrame({"source": self.contexts.sources[word], "sentence": [s[:max_chars] for s in self.contexts.sentences[word]]})
 
 
 def gather_contexts(words: Sequence[str], *, config: IntrinsicStudyConfig) -> ContextSearch:
