@@ -228,3 +228,17 @@ def test_a_held_run_is_left_alone_and_a_stale_claim_is_taken_over(tmp_path):
     again = runlock.claim(spec.output_dir)
     assert again.acquired and again.took_over["pid"] == 999999
     again.release()
+
+
+def test_shipped_grid_files_plan_against_the_notebooks_their_comments_name(tmp_path):
+    """grids/*.yaml are used by the README's commands: each must expand and pass the parameter checks."""
+    import re
+
+    grids = sorted((FIXTURES.parents[2] / "grids").glob("*.yaml"))
+    assert len(grids) >= 3
+    for grid in grids:
+        text = grid.read_text()
+        (target,) = set(re.findall(r"run (notebooks/\S*)", text))
+        specs = batch.plan_runs([FIXTURES.parents[2] / target], grid=batch.load_grid(grid), smoke="--smoke" in text,
+                                output=tmp_path)
+        assert len(specs) >= 2, grid.name
