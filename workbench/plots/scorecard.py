@@ -32,10 +32,11 @@ def _points(fig, rows: pd.DataFrame, *, quantity: str, name: str, col: int, symb
 
 
 def scorecard_figure(cards: pd.DataFrame, *, thresholds: Mapping[str, float] | None = None,
-                     nfr_groups: Sequence[str] = ("all", "gender", "race"), title: str | None = None) -> go.Figure:
+                     nfr_groups: Sequence[str] = ("all", "gender", "race"), accuracy_groups: Sequence[str] = ("all", "source"),
+                     title: str | None = None) -> go.Figure:
     """Every dimension of every update side by side, each point with its bootstrap interval.
 
-    Panels: the accuracy change; the negative flip rate overall and per group of ``nfr_groups``; the change of
+    Panels: the accuracy change overall and per group of ``accuracy_groups``; the negative flip rate overall and per group of ``nfr_groups``; the change of
     every fairness gap; the membership-inference AUC of the new model (the old one hollow). One row per update
     (the ``update`` column of :func:`workbench.scorecard.studies.update_scorecards`). ``thresholds`` (keys
     ``accuracy``, ``nfr``, ``gap``, ``mia_auc``) draw the rules' thresholds as dashed lines.
@@ -50,9 +51,10 @@ def scorecard_figure(cards: pd.DataFrame, *, thresholds: Mapping[str, float] | N
     fig = make_subplots(rows=1, cols=4, shared_yaxes=True, subplot_titles=[p[0] for p in PANELS], horizontal_spacing=0.03)
     order = list(dict.fromkeys(cards["update"]))
     # accuracy
-    acc = cards[(cards["dimension"] == "accuracy") & (cards["group"] == "all")]
-    if len(acc):
-        _points(fig, acc, quantity="change", name="accuracy (all)", col=1, symbol="circle", color="#1f77b4")
+    acc = cards[(cards["dimension"] == "accuracy") & cards["group"].isin(accuracy_groups)]
+    for i, ((group, slice_), rows) in enumerate(acc.groupby(["group", "slice"], sort=False)):
+        label = "accuracy (all)" if group == "all" else f"accuracy {group}={slice_}"
+        _points(fig, rows, quantity="change", name=label, col=1, symbol=_SYMBOLS[i % len(_SYMBOLS)])
     # flips
     flips = cards[(cards["dimension"] == "flips") & (cards["measure"] == "nfr") & cards["group"].isin(nfr_groups)]
     for i, ((group, slice_), rows) in enumerate(flips.groupby(["group", "slice"], sort=False)):
