@@ -100,3 +100,95 @@ def test_cached_rdp_path_is_exactly_opacus_accountant(sigma, q, steps):
     for k in (1, 2, steps):
         acc.history = [(sigma, q, k)]
         assert compute_epsilon(noise_multiplier=sigma, sample_rate=q, steps=k, delta=1e-5) == acc.get_epsilon(delta=1e-5)
+
+
+# ---- composition of phases with different noise (noise schedules) and bad inputs that must not hang ----
+import time
+
+from workbench.privacy.accounting import MAX_NOISE_MULTIPLIER, compose_epsilon
+
+
+@pytest.mark.parametrize("accountant", ["rdp", "prv"])
+def test_constant_schedule_gives_the_single_phase_epsilon(accountant):
+    one = compute_epsilon(noise_multiplier=1.2, sample_rate=0.02, steps=150, delta=1e-5, accountant=accountant)
+    assert compose_epsilon([(1.2, 0.02, 50)] * 3, delta=1e-5, accountant=accountant) == one
+
+
+def test_two_phase_schedule_equals_the_composition_by_hand():
+    """RDP composes additively: the sum of each phase's RDP curve, converted once, and Opacus's own accountant
+    fed the same two-entry history, agree with compose_epsilon."""
+    import numpy as np
+    from opacus.accountants import RDPAccountant
+    from opacus.accountants.analysis.rdp import compute_rdp, get_privacy_spent
+
+    phases = [(2.0, 0.01, 300), (0.8, 0.01, 200)]
+    orders = RDPAccountant.DEFAULT_ALPHAS
+    by_hand = np.asarray(compute_rdp(q=0.01, noise_multiplier=2.0, steps=300, orders=orders)) + np.asarray(
+        compute_rdp(q=0.01, noise_multiplier=0.8, steps=200, orders=orders))
+    expected = get_privacy_spent(orders=orders, rdp=by_hand, delta=1e-5)[0]
+    got = compose_epsilon(phases, delta=1e-5)
+    assert got == pytest.approx(expected, rel=1e-12)
+    acc = RDPAccountant()
+    acc.history = list(phases)
+    assert got == pytest.approx(acc.get_epsilon(delta=1e-5), rel=1e-12)
+    # in between the two constant schedules it mixes
+    assert (compute_epsilon(noise_multiplier=2.0, sample_rate=0.01, steps=500, delta=1e-5) < got
+            < compute_epsilon(noise_multiplier=0.8, sample_rate=0.01, steps=500, delta=1e-5))
+
+
+def test_prv_composes_phases_like_opacus():
+    from opacus.accountants import PRVAccountant
+
+    phases = [(1.5, 0.02, 100), (1.0, 0.02, 100)]
+    acc = PRVAccountant()
+    acc.history = list(phases)
+    assert compose_epsilon(phases, delta=1e-5, accountant="prv") == pytest.approx(acc.get_epsilon(delta=1e-5), rel=1e-9)
+
+
+def test_noise_for_epsilon_with_a_schedule_meets_the_target():
+    sigma = noise_for_epsilon(target_epsilon=3.0, sample_rate=0.02, steps=300, delta=1e-5, schedule=(1.5, 1.0, 0.5))
+    spent = compose_epsilon([(sigma * f, 0.02, 100) for f in (1.5, 1.0, 0.5)], delta=1e-5)
+    assert 3.0 - 0.01 <= spent <= 3.0
+    with pytest.raises(ValueError, match="'steps'"):
+        noise_for_epsilon(target_epsilon=3.0, sample_rate=0.02, steps=301, delta=1e-5, schedule=(1.0, 0.5))
+
+
+@pytest.mark.parametrize("accountant", ["rdp", "prv"])
+def test_infinite_noise_is_epsilon_zero_at_once(accountant):
+    start = time.perf_counter()
+    assert compute_epsilon(noise_multiplier=float("inf"), sample_rate=0.04, steps=1000, delta=1e-5, accountant=accountant) == 0.0
+    assert compose_epsilon([(float("inf"), 0.04, 10), (1.0, 0.04, 10)], delta=1e-5, accountant=accountant) == \
+        compute_epsilon(noise_multiplier=1.0, sample_rate=0.04, steps=10, delta=1e-5, accountant=accountant)
+    assert time.perf_counter() - start < 3
+
+
+@pytest.mark.parametrize("accountant, target", [("rdp", 0.05), ("prv", 1e-4)])
+def test_unreachable_target_fails_fast_and_says_what_to_change(accountant, target):
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"out of reach.*Raise target_epsilon"):
+        noise_for_epsilon(target_epsilon=target, sample_rate=0.04, steps=2000, delta=1e-5, accountant=accountant)
+    assert time.perf_counter() - start < 3
+    # the reachable neighbourhood still works, below the cap
+    assert noise_for_epsilon(target_epsilon=0.2, sample_rate=0.04, steps=2000, delta=1e-5) < MAX_NOISE_MULTIPLIER
+
+
+@pytest.mark.parametrize("kwargs", [dict(noise_multiplier=float("nan")), dict(noise_multiplier="1"), dict(noise_multiplier=1e-300),
+                                    dict(noise_multiplier=1e300), dict(sample_rate=1e-300), dict(steps=10**12),
+                                    dict(delta=1e-300), dict(noise_multiplier=0.01, accountant="prv"),
+                                    dict(noise_multiplier=1e-300, accountant="prv"), dict(noise_multiplier=1e300, accountant="prv")])
+def test_no_accounting_call_runs_long_on_odd_input(kwargs):
+    """RDP: huge noise -> its floor, vanishing noise -> inf; PRV refuses tiny noise by name instead of hanging."""
+    args = dict(noise_multiplier=1.0, sample_rate=0.01, steps=10, delta=1e-5) | kwargs
+    start = time.perf_counter()
+    try:
+        eps = compute_epsilon(**args)
+        assert eps >= 0
+    except ValueError as err:
+        assert "parameter of compute_epsilon" in str(err)
+    assert time.perf_counter() - start < 3
+
+
+@pytest.mark.parametrize("phases", [[], [(1.0, 0.01)], "x", [(1.0, 0.01, 0)]])
+def test_compose_bad_phases(phases):
+    with pytest.raises(ValueError, match="'phases'|'steps'"):
+        compose_epsilon(phases, delta=1e-5)

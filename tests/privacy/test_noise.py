@@ -1,4 +1,4 @@
-"""The fast engine's Gaussian sampler: distribution, independence, tails, seeding, bad input."""
+"""DP noise: the sampler's distribution, independence and seeding; gradient buffers; noise schedules; bad input."""
 import math
 
 import numpy as np
@@ -6,9 +6,9 @@ import pytest
 import torch
 from scipy import stats
 
-from workbench.privacy.noise import GaussianNoise, NoisyGradients, box_muller
+from workbench.privacy.noise import GaussianNoise, NoisyGradients, noise_schedule
 
-N = 1_000_001  # odd on purpose: the last pair is cut in half
+N = 1_000_001
 
 
 @pytest.fixture(scope="module")
@@ -28,14 +28,20 @@ def test_values_follow_the_standard_normal(draws):
 
 
 def test_values_are_uncorrelated(draws):
-    """Box-Muller pairs (cos half, sin half) and neighbours: no linear dependence."""
-    half = (N + 1) // 2
-    first, second = draws[: N - half], draws[half:]
-    limit = 5 / math.sqrt(N - half)
+    """Neighbours and the two halves of the buffer: no linear dependence, and independent, not merely uncorrelated."""
+    half = N // 2
+    first, second = draws[:half], draws[half : 2 * half]
+    limit = 5 / math.sqrt(half)
     assert abs(np.corrcoef(first, second)[0, 1]) < limit
     assert abs(np.corrcoef(draws[:-1], draws[1:])[0, 1]) < limit
-    assert abs(np.corrcoef(first**2, second**2)[0, 1]) < limit  # independent, not merely uncorrelated
-    assert stats.kstest(first**2 + second**2, stats.chi2(2).cdf).pvalue > 1e-3  # a pair's squared radius
+    assert abs(np.corrcoef(first**2, second**2)[0, 1]) < limit
+    assert stats.kstest(first**2 + second**2, stats.chi2(2).cdf).pvalue > 1e-3
+
+
+def test_noise_stream_is_apart_from_a_generator_seeded_with_the_run_seed():
+    """The batches come from torch.Generator().manual_seed(seed): the noise must not replay that stream."""
+    noise = GaussianNoise(seed=3).fill_(torch.empty(1000), std=1.0)
+    assert not torch.equal(noise, torch.empty(1000).normal_(generator=torch.Generator().manual_seed(3)))
 
 
 def test_std_scales_and_float64_is_supported():
@@ -43,14 +49,6 @@ def test_std_scales_and_float64_is_supported():
     assert z.dtype == torch.float64
     assert abs(float(z.std()) - 0.25) < 0.25 * 5 / math.sqrt(2 * 200_000)
     assert torch.equal(GaussianNoise(seed=1).fill_(torch.empty(7), std=0.0), torch.zeros(7))
-
-
-def test_tails_reach_beyond_torchs_and_extremes_map_exactly():
-    words = np.array([0, 2**32 - 1, 0, 2**30], dtype=np.uint32)  # radii: smallest u1, u1 = 1; angles 0 and pi/2
-    out = box_muller(words, std=2.0, out=np.empty(4, np.float32))
-    np.testing.assert_allclose(out, [2 * math.sqrt(64 * math.log(2)), 0.0, 0.0, 0.0], atol=1e-5)
-    out = box_muller(np.array([0, 2**30], dtype=np.uint32), std=1.0, out=np.empty(2, np.float64))
-    np.testing.assert_allclose(out, [0.0, math.sqrt(64 * math.log(2))], atol=1e-12)  # angle pi/2: all in the sine
 
 
 def test_same_seed_same_values_and_the_stream_moves_on():
@@ -76,10 +74,12 @@ def test_fills_a_view_in_place_and_handles_tiny_sizes():
         (lambda: GaussianNoise(seed=-1), "'seed'"),
         (lambda: GaussianNoise(seed=1.5), "'seed'"),
         (lambda: GaussianNoise(seed=0).fill_(torch.empty(4, dtype=torch.bfloat16), std=1.0), "'out'"),
-        (lambda: GaussianNoise(seed=0).fill_(torch.empty(4, 4).T, std=1.0), "contiguous"),
         (lambda: GaussianNoise(seed=0).fill_(torch.empty(4), std=-1.0), "'std'"),
         (lambda: GaussianNoise(seed=0).fill_(torch.empty(4), std=float("nan")), "'std'"),
-        (lambda: box_muller(np.zeros(3, np.uint32), std=1.0, out=np.empty(4, np.float32)), "'words'"),
+        (lambda: GaussianNoise(seed=0).fill_(torch.empty(4), std=float("inf")), "'std'"),
+        (lambda: NoisyGradients([torch.zeros(2)], std=-1.0, seed=0), "'std'"),
+        (lambda: noise_schedule("linear", epochs=0), "'epochs'"),
+        (lambda: noise_schedule("linear", epochs=3, final=0), "'final'"),
     ],
 )
 def test_bad_input_names_the_parameter(call, words):
@@ -119,3 +119,19 @@ def test_noisy_gradients_surface_worker_errors_and_bad_params():
         broken.next()
         broken.next()
     broken.close()
+
+
+def test_noisy_gradients_follow_a_per_step_std():
+    """A callable std (a noise that changes by epoch) gives each step its own scale, prefetched or not."""
+    stds = [1.0, 1.0, 0.01, 0.01]
+    for prefetch in (False, True):
+        with NoisyGradients([torch.zeros(20_000)], std=lambda k: stds[k], seed=4, prefetch=prefetch) as grads:
+            got = [float(grads.next()[0].std()) for _ in stds]
+        assert got == pytest.approx(stds, rel=0.05)
+
+
+def test_noise_schedules():
+    assert noise_schedule("constant", epochs=3) == (1.0, 1.0, 1.0)
+    assert noise_schedule("linear", epochs=5, final=0.2) == pytest.approx((1.0, 0.8, 0.6, 0.4, 0.2))
+    assert noise_schedule("exponential", epochs=3, final=0.25) == pytest.approx((1.0, 0.5, 0.25))
+    assert noise_schedule("linear", epochs=1, final=0.5) == (1.0,)

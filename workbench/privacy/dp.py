@@ -40,21 +40,20 @@ import torch
 from torch import nn
 
 from workbench._cores import usable_cores
-from workbench.training import EpochClock, History, TrainConfig, _batches, _make_optimizer, as_tensors, evaluate, fit, set_seed
+from workbench.training import (GradientStep, History, TrainConfig, as_dataset, check_config, evaluate, make_optimizer,
+                                shuffled_batches, train_loop)
+from workbench.validation import Boolean, InstanceOf, Interval, Options, Seq, check, check_fields
 
-from .accounting import ACCOUNTANTS, compute_epsilon, noise_for_epsilon
+from .accounting import ACCOUNTANTS, compose_epsilon, noise_for_epsilon
 
-__all__ = ["DPConfig", "TrainResult", "train", "ENGINES", "privacy_schedule", "epsilon_sweep"]
+__all__ = ["DPConfig", "TrainResult", "train", "ENGINES", "STEPS", "privacy_schedule", "epsilon_sweep", "poisson_batches",
+           "FastDPStep", "OpacusStep"]
 
 #: Smallest model (trainable parameters) for which ``DPConfig(noise_prefetch=None)`` prefetches noise.
 PREFETCH_MIN_PARAMETERS = 2**16
 
 #: Accepted values of ``DPConfig.engine``.
 ENGINES = ("fast", "opacus-hooks", "opacus-ghost")
-
-
-def _positive_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
 @dataclass(frozen=True)
@@ -80,17 +79,23 @@ class DPConfig:
         (:class:`workbench.privacy.noise.NoisyGradients`; same values either way). ``None`` (default) turns it
         on when the process may use more cores than torch's intra-op threads (a core is spare) and the model
         has at least ``PREFETCH_MIN_PARAMETERS`` trainable parameters.
+    noise_schedule : sequence of float, optional
+        One factor > 0 per epoch: epoch ``e`` runs with noise multiplier ``sigma * noise_schedule[e - 1]`` (e.g.
+        :func:`workbench.privacy.noise.noise_schedule` ``("linear", epochs=3, final=0.5)`` gives ``(1.0, 0.75,
+        0.5)``, a decaying noise). With ``target_epsilon``, sigma is calibrated so that the composition of all
+        epochs (each with its own noise, :func:`workbench.privacy.accounting.compose_epsilon`) spends the target.
+        ``None``: the same noise every epoch.
 
     Examples
     --------
     >>> DPConfig(target_epsilon=-1)
     Traceback (most recent call last):
     ...
-    ValueError: The 'target_epsilon' parameter of DPConfig must be > 0. Got -1 instead.
+    workbench.validation.InvalidParameterError: The 'target_epsilon' parameter of DPConfig must be a float > 0 or None. Got -1 instead.
     >>> DPConfig(target_epsilon=3, delta=2)
     Traceback (most recent call last):
     ...
-    ValueError: The 'delta' parameter of DPConfig must be in (0, 1). Got 2 instead.
+    workbench.validation.InvalidParameterError: The 'delta' parameter of DPConfig must be a float in (0, 1). Got 2 instead.
     """
 
     noise_multiplier: float | None = None
@@ -101,32 +106,19 @@ class DPConfig:
     poisson_sampling: bool = True
     engine: str = "fast"
     noise_prefetch: bool | None = None
+    noise_schedule: tuple | None = None
 
     def __post_init__(self):
+        positive = Interval(float, 0, None, closed="neither")
+        check_fields(self, noise_multiplier=(Interval(float, 0, None), None), target_epsilon=(positive, None),
+                     delta=Interval(float, 0, 1, closed="neither"), max_grad_norm=positive, accountant=Options(ACCOUNTANTS),
+                     poisson_sampling=Boolean(), engine=Options(ENGINES), noise_prefetch=(Boolean(), None),
+                     noise_schedule=(Seq(positive, min_len=1), None))
         if (self.noise_multiplier is None) == (self.target_epsilon is None):
             raise ValueError(
                 "DPConfig needs exactly one of 'noise_multiplier' and 'target_epsilon'. "
                 f"Got noise_multiplier={self.noise_multiplier!r} and target_epsilon={self.target_epsilon!r}."
             )
-        if self.target_epsilon is not None and not _positive_number(self.target_epsilon):
-            raise ValueError(f"The 'target_epsilon' parameter of DPConfig must be > 0. Got {self.target_epsilon!r} instead.")
-        if self.noise_multiplier is not None and not (
-            isinstance(self.noise_multiplier, (int, float)) and not isinstance(self.noise_multiplier, bool)
-            and math.isfinite(self.noise_multiplier) and self.noise_multiplier >= 0
-        ):
-            raise ValueError(f"The 'noise_multiplier' parameter of DPConfig must be >= 0. Got {self.noise_multiplier!r} instead.")
-        if not (isinstance(self.delta, (int, float)) and not isinstance(self.delta, bool) and 0 < self.delta < 1):
-            raise ValueError(f"The 'delta' parameter of DPConfig must be in (0, 1). Got {self.delta!r} instead.")
-        if not _positive_number(self.max_grad_norm):
-            raise ValueError(f"The 'max_grad_norm' parameter of DPConfig must be > 0. Got {self.max_grad_norm!r} instead.")
-        if self.accountant not in ACCOUNTANTS:
-            raise ValueError(f"The 'accountant' parameter of DPConfig must be one of {ACCOUNTANTS}. Got {self.accountant!r} instead.")
-        if not isinstance(self.poisson_sampling, bool):
-            raise ValueError(f"The 'poisson_sampling' parameter of DPConfig must be True or False. Got {self.poisson_sampling!r} instead.")
-        if self.engine not in ENGINES:
-            raise ValueError(f"The 'engine' parameter of DPConfig must be one of {ENGINES}. Got {self.engine!r} instead.")
-        if self.noise_prefetch not in (None, True, False):
-            raise ValueError(f"The 'noise_prefetch' parameter of DPConfig must be None, True or False. Got {self.noise_prefetch!r} instead.")
         if self.noise_prefetch and self.engine != "fast":
             raise ValueError(f"The 'noise_prefetch' parameter of DPConfig needs engine='fast' (Opacus draws its own noise). "
                              f"Got engine={self.engine!r}; leave noise_prefetch=None.")
@@ -166,15 +158,34 @@ class TrainResult:
         return out
 
 
-def privacy_schedule(n: int, *, config: TrainConfig, dp: DPConfig) -> dict[str, float]:
-    """Sample rate, steps and noise multiplier that :func:`train` will use for ``n`` training rows.
+def _phases(sigmas, steps_per_epoch: int, sample_rate: float):
+    return [(s, sample_rate, steps_per_epoch) for s in sigmas]
+
+
+def privacy_schedule(n: int, *, config: TrainConfig, dp: DPConfig) -> dict[str, Any]:
+    """Sample rate, steps, noise multiplier(s) and epsilon that :func:`train` will use for ``n`` training rows.
+
+    ``noise_multiplier`` is the base sigma; ``noise_multipliers`` holds each epoch's (the base times
+    ``dp.noise_schedule``, or the base every epoch).
 
     Examples
     --------
     >>> s = privacy_schedule(60000, config=TrainConfig(epochs=60, batch_size=256), dp=DPConfig(noise_multiplier=1.1))
     >>> s["steps"], round(s["sample_rate"], 6), round(s["epsilon"], 2)
     (14100, 0.004255, 2.6)
+    >>> s = privacy_schedule(1000, config=TrainConfig(epochs=2, batch_size=100),
+    ...                      dp=DPConfig(target_epsilon=4.0, noise_schedule=(2.0, 1.0)))
+    >>> [round(x / s["noise_multiplier"], 6) for x in s["noise_multipliers"]], s["epsilon"] <= 4.0
+    ([2.0, 1.0], True)
     """
+    owner = "privacy_schedule"
+    n = check(n, Interval(int, 1, None), name="n", owner=owner)
+    check_config(config, owner=owner)
+    check(dp, InstanceOf(DPConfig), name="dp", owner=owner)
+    factors = tuple(dp.noise_schedule) if dp.noise_schedule is not None else (1.0,) * config.epochs
+    if len(factors) != config.epochs:
+        raise ValueError(f"The 'noise_schedule' parameter of DPConfig must hold one factor per epoch ({config.epochs}). "
+                         f"Got {len(factors)} factors.")
     steps_per_epoch = math.ceil(n / config.batch_size)
     sample_rate = 1.0 / steps_per_epoch
     steps = steps_per_epoch * config.epochs
@@ -182,38 +193,192 @@ def privacy_schedule(n: int, *, config: TrainConfig, dp: DPConfig) -> dict[str, 
         sigma = float(dp.noise_multiplier)
     else:
         sigma = noise_for_epsilon(target_epsilon=dp.target_epsilon, sample_rate=sample_rate, steps=steps, delta=dp.delta,
-                                  accountant=dp.accountant)
-    eps = compute_epsilon(noise_multiplier=sigma, sample_rate=sample_rate, steps=steps, delta=dp.delta,
-                          accountant=dp.accountant) if sigma > 0 else float("inf")
-    return {"steps_per_epoch": steps_per_epoch, "sample_rate": sample_rate, "steps": steps, "noise_multiplier": sigma, "epsilon": eps}
+                                  accountant=dp.accountant, schedule=None if dp.noise_schedule is None else factors)
+    sigmas = [sigma * f for f in factors]
+    eps = compose_epsilon(_phases(sigmas, steps_per_epoch, sample_rate), delta=dp.delta, accountant=dp.accountant)
+    return {"steps_per_epoch": steps_per_epoch, "sample_rate": sample_rate, "steps": steps, "noise_multiplier": sigma,
+            "noise_multipliers": sigmas, "epsilon": eps}
 
 
-def _default_loss(logits, target, idx):
-    return nn.functional.cross_entropy(logits, target)
+def poisson_batches(n: int, sample_rate: float, *, generator: torch.Generator | None):
+    """One epoch of Poisson-sampled batches: ``round(1 / sample_rate)`` batches, each row in each with probability q.
+
+    Opacus's ``UniformWithReplacementSampler`` (what its ``DPDataLoader`` uses), driven by ``generator``; batches
+    may be empty.
+
+    Examples
+    --------
+    >>> sizes = [len(b) for b in poisson_batches(1000, 0.1, generator=torch.Generator().manual_seed(0))]
+    >>> len(sizes), 60 < sum(sizes) / len(sizes) < 140
+    (10, True)
+    """
+    from opacus.utils.uniform_sampler import UniformWithReplacementSampler
+
+    for b in UniformWithReplacementSampler(num_samples=n, sample_rate=sample_rate, generator=generator):
+        yield torch.as_tensor(b, dtype=torch.long)
+
+
+class _DPStep(GradientStep):
+    """What the DP hooks share: the batches (Poisson or shuffled), the noise per epoch, epsilon in the history."""
+
+    def __init__(self, dp: DPConfig, schedule: dict):
+        self.dp, self.schedule = dp, schedule
+
+    def start(self, model, *, n, config, generator):
+        super().start(model, n=n, config=config, generator=generator)
+        # as opacus.PrivacyEngine.make_private, with or without Poisson sampling
+        self.expected_batch = int(n * self.schedule["sample_rate"])
+
+    def batches(self, epoch):
+        self.epoch = epoch
+        if self.dp.poisson_sampling:
+            return poisson_batches(self.n, self.schedule["sample_rate"], generator=self.generator)
+        return shuffled_batches(self.n, self.config.batch_size, generator=self.generator)
+
+    def end_epoch(self, epoch, *, steps):
+        s = self.schedule
+        spent = _phases(s["noise_multipliers"][:epoch], s["steps_per_epoch"], s["sample_rate"])
+        return {"epsilon": compose_epsilon(spent, delta=self.dp.delta, accountant=self.dp.accountant) if steps else 0.0}
+
+
+class FastDPStep(_DPStep):
+    """The fast engine's hook: noise drawn into the gradient buffers, the clipped sum added onto it in one backward.
+
+    The gradients live in :class:`~workbench.privacy.noise.NoisyGradients`' flat buffers: each step they already
+    hold ``N(0, (sigma_e C / B)^2)`` (``sigma_e`` the epoch's noise multiplier; drawn from a generator keyed by the
+    run's seed, a stream apart from the batches' so that the batches match the other engines'), and the engine adds
+    the clipped sum times ``1 / B`` on top, as Opacus's ``(sum_n clip(g_n) + N(0, (sigma C)^2)) / B``.
+    """
+
+    label = "DP training (fast)"
+
+    def start(self, model, *, n, config, generator):
+        from .fast_dp import GhostClippingEngine
+        from .noise import NoisyGradients
+
+        super().start(model, n=n, config=config, generator=generator)
+        self.engine, self.grads = GhostClippingEngine(model, max_grad_norm=self.dp.max_grad_norm), None
+        params = self.engine.parameters
+        scale = self.dp.max_grad_norm / self.expected_batch
+        sigmas, per_epoch = self.schedule["noise_multipliers"], self.schedule["steps_per_epoch"]
+        std = sigmas[0] * scale if len(set(sigmas)) == 1 else (lambda k: sigmas[min(k // per_epoch, len(sigmas) - 1)] * scale)
+        prefetch = self.dp.resolved_noise_prefetch(sum(p.numel() for p in params))
+        self.grads = NoisyGradients(params, std=std, seed=config.seed % 2**63, prefetch=prefetch)
+        self.params = params
+
+    def gradients(self, inputs, targets, idx, loss_fn):
+        for p, view in zip(self.params, self.grads.next()):
+            p.grad = view
+        if not len(idx):
+            return None
+        out = self.engine.clipped_grad(inputs, targets, loss_fn=lambda logits, target: loss_fn(logits, target, idx),
+                                       scale=1.0 / self.expected_batch, accumulate=True)
+        return out["loss"]
+
+    def close(self):
+        if getattr(self, "grads", None) is not None:
+            self.grads.close()
+        if getattr(self, "engine", None) is not None:
+            self.engine.remove()
+
+
+class OpacusStep(_DPStep):
+    """Opacus's per-sample gradients (``"hooks"``) or its ghost clipping (``"ghost"``, two backward passes) as the hook.
+
+    The model is wrapped in Opacus's ``GradSampleModule`` (or ``GradSampleModuleFastGradientClipping``) and the
+    optimizer in its ``DPOptimizer``; the loop supplies the same batches as for the fast engine (Poisson or
+    shuffled, from the run's generator) and the noise comes from Opacus, drawn with a generator seeded from the
+    run's seed. Each epoch's noise multiplier is set on the ``DPOptimizer``.
+    """
+
+    def __init__(self, dp, schedule):
+        super().__init__(dp, schedule)
+        self.ghost = dp.engine == "opacus-ghost"
+        self.label = f"DP training ({dp.engine})"
+
+    def start(self, model, *, n, config, generator):
+        from opacus.validators import ModuleValidator
+
+        errors = ModuleValidator.validate(model, strict=False)
+        if errors:
+            raise ValueError(f"Opacus cannot train this model with DP: {errors[0]} Fix it (e.g. opacus.validators.ModuleValidator.fix) "
+                             "or use workbench.models / workbench.textmodels models.")
+        super().start(model, n=n, config=config, generator=generator)
+        from opacus.grad_sample import GradSampleModule, GradSampleModuleFastGradientClipping
+        from opacus.optimizers import DPOptimizer, DPOptimizerFastGradientClipping
+
+        noise_generator = torch.Generator().manual_seed(_noise_seed(config.seed))
+        kwargs = dict(noise_multiplier=self.schedule["noise_multipliers"][0], max_grad_norm=self.dp.max_grad_norm,
+                      expected_batch_size=self.expected_batch, loss_reduction="mean", generator=noise_generator)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # secure-RNG and full-backward-hook notices
+            if self.ghost:
+                self.model = GradSampleModuleFastGradientClipping(model, batch_first=True, loss_reduction="mean",
+                                                                  max_grad_norm=self.dp.max_grad_norm, use_ghost_clipping=True)
+                self.optimizer = DPOptimizerFastGradientClipping(self.optimizer, **kwargs)
+            else:
+                self.model = GradSampleModule(model, batch_first=True, loss_reduction="mean")
+                self.optimizer = DPOptimizer(self.optimizer, **kwargs)
+        if self.dp.poisson_sampling:
+            self.model.forbid_grad_accumulation()
+
+    def batches(self, epoch):
+        self.optimizer.noise_multiplier = self.schedule["noise_multipliers"][epoch - 1]
+        return super().batches(epoch)
+
+    def gradients(self, inputs, targets, idx, loss_fn):
+        self.optimizer.zero_grad(set_to_none=True)
+        logits = self.model(inputs)
+        if self.ghost:
+            from opacus.utils.fast_gradient_clipping_utils import DPLossFastGradientClipping
+
+            loss = DPLossFastGradientClipping(self.model, self.optimizer, nn.CrossEntropyLoss(), "mean")(logits, targets)
+            loss.backward()
+            return float(loss.item()) if len(idx) else None
+        loss = loss_fn(logits, targets, idx)
+        loss.backward()
+        return float(loss.detach()) if len(idx) else None
+
+    def close(self):
+        if getattr(self, "model", None) is not None and hasattr(self.model, "to_standard_module"):
+            self.model.to_standard_module()  # takes Opacus's hooks and per-sample gradients off the model
+
+
+def _noise_seed(seed: int) -> int:
+    import numpy as np
+
+    return int(np.random.SeedSequence([int(seed) % 2**63, 0x6E6F697365]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+#: The gradient hook of each engine: ``STEPS[engine](dp, schedule) -> GradientStep``.
+STEPS: dict[str, Callable[[DPConfig, dict], GradientStep]] = {"fast": FastDPStep, "opacus-hooks": OpacusStep,
+                                                              "opacus-ghost": OpacusStep}
 
 
 def train(
     model: nn.Module,
-    train: tuple,
+    train,
     *,
     config: TrainConfig = TrainConfig(),
     dp: DPConfig | None = None,
-    val: tuple | None = None,
+    val=None,
     loss_fn: Callable | None = None,
     progress: bool = True,
 ) -> TrainResult:
-    """Train ``model`` on ``train = (X, y)``, privately when ``dp`` is given.
+    """Train ``model`` on ``train``, privately when ``dp`` is given: the one front door of every engine.
 
     Parameters
     ----------
     model : torch.nn.Module
-    train : (X, y)
-        ``X`` float features or ``LongTensor`` token ids; ``y`` integer labels.
+    train : (X, y) or dataset
+        ``X`` float features or ``LongTensor`` token ids, ``y`` integer labels; or any dataset with ``__len__``
+        and ``batch(idx) -> (inputs, targets)`` (e.g. :class:`workbench.privacy.transformer.TokenizedTexts`,
+        tweets tokenized for MiniLM and padded per batch).
     config : workbench.training.TrainConfig
         Epochs, (expected) batch size, learning rate, optimizer, seed.
     dp : DPConfig, optional
         ``None`` trains exactly like :func:`workbench.training.fit`.
-    val : (X, y), optional
+    val : (X, y) or dataset, optional
         Evaluated after each epoch; the final values are ``metrics``.
     loss_fn : callable, optional
         ``loss_fn(logits, y, idx)``, a **mean** over the batch of per-sample losses (DP clipping relies on it).
@@ -224,164 +389,29 @@ def train(
     -------
     TrainResult
     """
-    if dp is not None and not isinstance(dp, DPConfig):
-        raise ValueError(f"The 'dp' parameter of train must be a DPConfig or None. Got {type(dp).__name__} instead.")
+    owner = "train"
+    check_config(config, owner=owner)
+    check(dp, InstanceOf(DPConfig), None, name="dp", owner=owner)
+    data = as_dataset(train, owner=owner)
     if dp is None:
-        history = fit(model, train, config=config, val=val, loss_fn=loss_fn, progress=progress)
+        history, steps = train_loop(model, data, config=config, val=val, loss_fn=loss_fn, progress=progress)
         metrics = evaluate(model, val) if val is not None else {}
         return TrainResult(model=model, history=history, metrics=metrics, seconds_per_epoch=history.seconds_per_epoch,
-                           cpu_seconds_per_epoch=history.cpu_seconds_per_epoch,
-                           steps=config.epochs * math.ceil(len(train[1]) / config.batch_size))
-    X, y = as_tensors(*train)
-    if len(X) != len(y):
-        raise ValueError(f"The 'train' parameter of train must hold as many labels as inputs. Got {len(X)} inputs and {len(y)} labels.")
-    if len(X) == 0:
-        raise ValueError("The 'train' parameter of train must not be empty.")
-    if dp.delta >= 1.0 / len(X):
-        warnings.warn(f"delta={dp.delta} is not below 1/n = {1 / len(X):.2g}: a mechanism releasing one random record would "
+                           cpu_seconds_per_epoch=history.cpu_seconds_per_epoch, steps=steps)
+    if dp.engine == "opacus-ghost" and loss_fn is not None:
+        raise ValueError("The 'loss_fn' parameter of train is not supported with engine='opacus-ghost' (Opacus wraps a "
+                         "criterion module); use engine='fast' or 'opacus-hooks'.")
+    if dp.delta >= 1.0 / len(data):
+        warnings.warn(f"delta={dp.delta} is not below 1/n = {1 / len(data):.2g}: a mechanism releasing one random record would "
                       "satisfy it. Use delta < 1/n.", stacklevel=2)
-    schedule = privacy_schedule(len(X), config=config, dp=dp)
-    if dp.engine == "fast":
-        history, steps = _train_fast(model, X, y, config=config, dp=dp, schedule=schedule, val=val, loss_fn=loss_fn, progress=progress)
-    else:
-        history, steps = _train_opacus(model, X, y, config=config, dp=dp, schedule=schedule, val=val, loss_fn=loss_fn, progress=progress)
+    schedule = privacy_schedule(len(data), config=config, dp=dp)
+    step = STEPS[dp.engine](dp, schedule)
+    history, steps = train_loop(model, data, config=config, step=step, val=val, loss_fn=loss_fn, progress=progress)
     metrics = evaluate(model, val) if val is not None else {}
     return TrainResult(model=model, history=history, metrics=metrics, epsilon=history.final.get("epsilon"),
                        noise_multiplier=schedule["noise_multiplier"], seconds_per_epoch=history.seconds_per_epoch,
                        cpu_seconds_per_epoch=history.cpu_seconds_per_epoch,
                        steps=steps, sample_rate=schedule["sample_rate"], engine=dp.engine)
-
-
-def _epsilon(sigma, q, steps, dp):
-    if steps == 0:
-        return 0.0
-    if sigma == 0:
-        return float("inf")
-    return compute_epsilon(noise_multiplier=sigma, sample_rate=q, steps=steps, delta=dp.delta, accountant=dp.accountant)
-
-
-def _end_epoch(history, epoch, model, *, total, count, clock, sigma, q, steps, dp, val):
-    row = {"epoch": epoch, "train_loss": total / max(count, 1), **clock.elapsed(), "epsilon": _epsilon(sigma, q, steps, dp)}
-    if val is not None:
-        row.update({f"val_{k}": v for k, v in evaluate(model, val).items()})
-    history.epochs.append(row)
-
-
-def _train_fast(model, X, y, *, config, dp, schedule, val, loss_fn, progress):
-    from opacus.utils.uniform_sampler import UniformWithReplacementSampler
-    from tqdm.auto import tqdm
-
-    from .fast_dp import GhostClippingEngine
-    from .noise import NoisyGradients
-
-    generator = set_seed(config.seed)
-    optimizer = _make_optimizer(model, config)
-    engine = GhostClippingEngine(model, max_grad_norm=dp.max_grad_norm)
-    loss_fn = loss_fn or _default_loss
-    sigma, q, n = schedule["noise_multiplier"], schedule["sample_rate"], len(X)
-    expected_batch = int(n * q)  # as opacus.PrivacyEngine.make_private, with or without Poisson sampling
-    std = sigma * dp.max_grad_norm / expected_batch
-    params = engine.parameters
-    # The gradients live in NoisyGradients' flat buffers: each step they already hold N(0, (sigma C / B)^2),
-    # drawn by a sampler faster than torch.normal_ (keyed from the run's seed, a stream apart from `generator`,
-    # so the batches match the other engines'), and the engine adds the clipped sum times 1/B on top, as
-    # Opacus's (sum_n clip(g_n) + N(0, (sigma C)^2)) / B. No zero fill, no add or divide pass, no allocation.
-    prefetch = dp.resolved_noise_prefetch(sum(p.numel() for p in params))
-    history, steps, grads = History(), 0, None
-    try:
-        grads = NoisyGradients(params, std=std, seed=config.seed % 2**63, prefetch=prefetch)
-        for epoch in tqdm(range(1, config.epochs + 1), desc="DP training (fast)", unit="epoch", disable=not progress):
-            model.train()
-            clock, total, count = EpochClock(), 0.0, 0
-            if dp.poisson_sampling:
-                batches = (torch.as_tensor(b, dtype=torch.long)
-                           for b in UniformWithReplacementSampler(num_samples=n, sample_rate=q, generator=generator))
-            else:
-                batches = _batches(n, config.batch_size, shuffle=True, generator=generator)
-            for idx in batches:
-                for p, view in zip(params, grads.next()):
-                    p.grad = view
-                if len(idx):
-                    out = engine.clipped_grad(X[idx], y[idx], loss_fn=lambda logits, target, idx=idx: loss_fn(logits, target, idx),
-                                              scale=1.0 / expected_batch, accumulate=True)
-                    total += out["loss"] * len(idx)
-                    count += len(idx)
-                optimizer.step()
-                steps += 1
-            _end_epoch(history, epoch, model, total=total, count=count, clock=clock, sigma=sigma, q=q, steps=steps, dp=dp, val=val)
-    finally:
-        if grads is not None:
-            grads.close()
-        engine.remove()
-    return history, steps
-
-
-class _EpochBatches:
-    """A batch sampler yielding :func:`workbench.training._batches` (a fresh shuffle per epoch)."""
-
-    def __init__(self, n, batch_size, generator):
-        self.n, self.batch_size, self.generator = n, batch_size, generator
-
-    def __iter__(self):
-        for idx in _batches(self.n, self.batch_size, shuffle=True, generator=self.generator):
-            yield idx.tolist()
-
-    def __len__(self):
-        return math.ceil(self.n / self.batch_size)
-
-
-def _train_opacus(model, X, y, *, config, dp, schedule, val, loss_fn, progress):
-    from opacus import PrivacyEngine
-    from opacus.validators import ModuleValidator
-    from torch.utils.data import DataLoader, TensorDataset
-    from tqdm.auto import tqdm
-
-    errors = ModuleValidator.validate(model, strict=False)
-    if errors:
-        raise ValueError(f"Opacus cannot train this model with DP: {errors[0]} Fix it (e.g. opacus.validators.ModuleValidator.fix) "
-                         "or use workbench.models / workbench.textmodels models.")
-    ghost = dp.engine == "opacus-ghost"
-    if ghost and loss_fn is not None:
-        raise ValueError("The 'loss_fn' parameter of train is not supported with engine='opacus-ghost' (Opacus wraps a "
-                         "criterion module); use engine='fast' or 'opacus-hooks'.")
-    generator = set_seed(config.seed)
-    optimizer = _make_optimizer(model, config)
-    # The same shuffled batches as workbench.training.fit and the fast engine (before Opacus replaces them by
-    # Poisson batches when poisson_sampling=True); the DataLoader itself gets no generator so that its worker-seed
-    # draw does not consume ours.
-    loader = DataLoader(TensorDataset(X, y, torch.arange(len(X))), batch_sampler=_EpochBatches(len(X), config.batch_size, generator))
-    sigma, q = schedule["noise_multiplier"], schedule["sample_rate"]
-    engine = PrivacyEngine(accountant=dp.accountant)
-    kwargs = dict(module=model, optimizer=optimizer, data_loader=loader, noise_multiplier=sigma, max_grad_norm=dp.max_grad_norm,
-                  poisson_sampling=dp.poisson_sampling, noise_generator=generator,
-                  grad_sample_mode="ghost" if ghost else "hooks")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # secure-RNG and full-backward-hook notices
-        if ghost:
-            private, dp_optimizer, criterion, dp_loader = engine.make_private(criterion=nn.CrossEntropyLoss(), **kwargs)
-        else:
-            private, dp_optimizer, dp_loader = engine.make_private(**kwargs)
-            criterion = None
-    loss_fn = loss_fn or _default_loss
-    history, steps = History(), 0
-    try:
-        for epoch in tqdm(range(1, config.epochs + 1), desc=f"DP training ({dp.engine})", unit="epoch", disable=not progress):
-            private.train()
-            clock, total, count = EpochClock(), 0.0, 0
-            for xb, yb, idx in dp_loader:
-                dp_optimizer.zero_grad(set_to_none=True)
-                logits = private(xb)
-                loss = criterion(logits, yb) if ghost else loss_fn(logits, yb, idx)
-                loss.backward()
-                dp_optimizer.step()
-                steps += 1
-                if len(yb):
-                    total += float(loss.item() if ghost else loss.detach()) * len(yb)
-                    count += len(yb)
-            _end_epoch(history, epoch, model, total=total, count=count, clock=clock, sigma=sigma, q=q, steps=steps, dp=dp, val=val)
-    finally:
-        private._close()
-    return history, steps
 
 
 def epsilon_sweep(
