@@ -21,6 +21,7 @@ from workbench.datasets import TWEET_LABELS
 from workbench.datasets.encoders import encode_layers
 from workbench.models import MLP
 from workbench.training import History, TrainConfig, fit, predict
+from workbench.validation import Interval, Seq, check
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -92,6 +93,7 @@ def train_sentiment_classifier(X, y, *, hidden: tuple[int, ...] = (), epochs: in
     >>> float((clf.probabilities(X).argmax(1) == y).mean()) > 0.9
     True
     """
+    hidden = check(hidden, Seq(Interval(int, 1, None)), name="hidden", owner="train_sentiment_classifier")
     X = np.asarray(X, dtype=np.float32)
     y = np.asarray(y).astype(np.int64)
     if X.ndim != 2 or len(X) != len(y):

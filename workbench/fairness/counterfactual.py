@@ -44,6 +44,8 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from workbench.validation import Interval, Options, check
+
 from .identity_terms import EEC_NAMES, EXTRA_GENDER_PAIRS
 
 __all__ = [
@@ -169,12 +171,11 @@ def name_lexicon(names_a: Sequence[str], names_b: Sequence[str]) -> SwapLexicon:
 def eec_name_lexicon(*, swap: str = "gender") -> SwapLexicon:
     """Name swaps between the evaluation corpus's name groups: ``swap="gender"`` (female <-> male name i
     within each race) or ``swap="race"`` (African American <-> European American name i, same gender)."""
+    check(swap, Options(("gender", "race")), name="swap", owner="eec_name_lexicon")
     if swap == "gender":
         pairs = [(EEC_NAMES[(r, "female")], EEC_NAMES[(r, "male")]) for r in ("african_american", "european_american")]
-    elif swap == "race":
-        pairs = [(EEC_NAMES[("african_american", g)], EEC_NAMES[("european_american", g)]) for g in ("female", "male")]
     else:
-        raise ValueError(f"The 'swap' parameter of eec_name_lexicon must be 'gender' or 'race'. Got {swap!r} instead.")
+        pairs = [(EEC_NAMES[("african_american", g)], EEC_NAMES[("european_american", g)]) for g in ("female", "male")]
     return name_lexicon([n for a, _ in pairs for n in a], [n for _, b in pairs for n in b])
 
 
@@ -198,9 +199,7 @@ def race_name_lexicon(group_a: str, group_b: str, *, n: int | None = None, seed:
     rng = np.random.default_rng(seed)
     a = sorted(unique.loc[unique["group"] == group_a, "name"])
     b = sorted(unique.loc[unique["group"] == group_b, "name"])
-    k = min(len(a), len(b)) if n is None else n
-    if not 0 < k <= min(len(a), len(b)):
-        raise ValueError(f"The 'n' parameter of race_name_lexicon must be in [1, {min(len(a), len(b))}]. Got {n!r} instead.")
+    k = min(len(a), len(b)) if n is None else check(n, Interval(int, 1, min(len(a), len(b))), name="n", owner="race_name_lexicon")
     return name_lexicon([a[i] for i in sorted(rng.choice(len(a), k, replace=False))],
                         [b[i] for i in sorted(rng.choice(len(b), k, replace=False))])
 

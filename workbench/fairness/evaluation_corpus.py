@@ -41,6 +41,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from workbench.validation import Interval, check
+
 from .identity_terms import EEC_NAMES as NAMES  # noqa: F401 - public name of this module too
 from .identity_terms import EXTRA_GENDER_PAIRS
 
@@ -251,8 +253,7 @@ def subsample_corpus(df: pd.DataFrame, *, words_per_emotion: int = 5, noun_phras
     """
     for name, value, top in (("words_per_emotion", words_per_emotion, 5), ("noun_phrases", noun_phrases, 10),
                              ("names_per_group", names_per_group, 10)):
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top:
-            raise ValueError(f"The '{name}' parameter of subsample_corpus must be an int in [0, {top}]. Got {value!r} instead.")
+        check(value, Interval(int, 0, top), name=name, owner="subsample_corpus")
     keep_words = {""} | {w for table in (EMOTION_STATE_WORDS, EMOTION_SITUATION_WORDS)
                          for words in table.values() for w in words[:words_per_emotion]}
     keep_persons = {p for pair in NOUN_PHRASES[:noun_phrases] for p, _ in pair}

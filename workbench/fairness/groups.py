@@ -50,6 +50,7 @@ import pandas as pd
 
 # One ROC/AUC for the whole workbench; re-exported here because the group metrics are defined with it.
 from workbench.metrics import UndefinedMetricWarning, roc_auc
+from workbench.validation import Interval, check
 
 __all__ = [
     "roc_auc",
@@ -314,8 +315,7 @@ def bias_summary(scores, labels, groups, *, p: float = -5.0, overall_weight: flo
     >>> s.round(4).tolist()
     [0.9375, 1.0, 0.8256, 0.8256, 0.8972]
     """
-    if not 0 <= overall_weight <= 1:
-        raise ValueError(f"The 'overall_weight' parameter of bias_summary must be in [0, 1]. Got {overall_weight!r} instead.")
+    overall_weight = check(overall_weight, Interval(float, 0, 1), name="overall_weight", owner="bias_summary")
     s = _scores(scores, func="bias_summary")
     y = _labels(labels, len(s), func="bias_summary")
     table = bias_aucs(s, y, groups, subgroups=subgroups)

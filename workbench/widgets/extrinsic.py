@@ -10,6 +10,7 @@ import pandas as pd
 from IPython.display import HTML
 
 from ..plots.extrinsic import pair_gap_figure, sensitivity_scatter
+from ..validation import Interval, check
 from ._display import show as show_in
 
 __all__ = ["extrinsic_panel", "top_examples"]
@@ -48,6 +49,7 @@ def extrinsic_panel(audits: Mapping[tuple[int, str], object], *, n_top: int = 10
     """
     if not audits:
         raise ValueError("The 'audits' parameter of extrinsic_panel must hold at least one (layer, variant) audit.")
+    n_top = check(n_top, Interval(int, 1, None), name="n_top", owner="extrinsic_panel")
     keys = list(audits)
     layer = widgets.Dropdown(options=sorted({k[0] for k in keys}), value=keys[-1][0], description="layer")
     variant = widgets.Dropdown(options=list(dict.fromkeys(k[1] for k in keys)), value=keys[-1][1], description="variant")

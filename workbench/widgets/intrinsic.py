@@ -10,6 +10,7 @@ import pandas as pd
 from IPython.display import HTML
 
 from ..plots.intrinsic import forest_figure
+from ..validation import Interval, check
 from ._display import show as show_in
 
 __all__ = ["intrinsic_panel", "result_summary_html"]
@@ -59,6 +60,7 @@ def intrinsic_panel(results: Mapping[tuple[str, str, int], object], *, counts: p
     """
     if not results:
         raise ValueError("The 'results' parameter of intrinsic_panel must hold at least one (test, encoder, layer) result.")
+    max_rows = check(max_rows, Interval(int, 1, None), name="max_rows", owner="intrinsic_panel")
     keys = list(results)
     test = widgets.Dropdown(options=list(dict.fromkeys(k[0] for k in keys)), value=keys[0][0], description="test")
     encoder = widgets.Dropdown(options=list(dict.fromkeys(k[1] for k in keys)), value=keys[0][1], description="encoder")
