@@ -17,7 +17,7 @@ from .common import TEMPLATE
 
 __all__ = ["rounds_figure", "settings_figure", "participation_figure", "client_accuracy_figure",
            "selection_cost_figure", "partition_figure", "partition_sizes_figure", "seed_intervals_figure",
-           "epsilon_activity_figure", "privacy_tradeoff_figure"]
+           "epsilon_activity_figure", "privacy_tradeoff_figure", "selection_figures"]
 
 _LABELS = {"test_accuracy": "test accuracy", "test_perplexity": "test perplexity (lower is better)",
            "test_loss": "test loss", "bytes_total": "bytes communicated", "round": "round"}
@@ -191,3 +191,30 @@ def privacy_tradeoff_figure(summary, *, metric: str = "test_accuracy",
     fig.update_layout(template=TEMPLATE, title=title, xaxis_title="median epsilon of the heavy users (lower: more private)",
                       yaxis_title=_LABELS.get(metric, metric), showlegend=False)
     return fig
+
+
+def selection_figures(study, *, metric: str, baseline: float | None = None, activity=None) -> dict:
+    """The figures of a :func:`workbench.federated.studies.selection_study`, by name: ``metric_vs_rounds``,
+    ``metric_vs_bytes`` (static), ``static_vs_continual``, ``continual_rounds``, ``iid_vs_non_iid``,
+    ``participation`` (needs ``activity``: samples per device) and ``client_accuracy``."""
+    label = metric.replace("_", " ")
+    static = study.runs["static"]
+    figs = {
+        "metric_vs_rounds": rounds_figure(study.histories("static"), metric=metric, baseline=baseline,
+                                          title=f"Static setting: {label} vs round"),
+        "metric_vs_bytes": rounds_figure(study.histories("static"), metric=metric, x="bytes_total", baseline=baseline,
+                                         title="... and vs bytes communicated"),
+        "client_accuracy": client_accuracy_figure({s: r.client_metrics for s, r in static.items()}),
+    }
+    if "continual" in study.runs:
+        figs["static_vs_continual"] = settings_figure(study.finals(metric), metric=metric, baseline=baseline)
+        figs["continual_rounds"] = rounds_figure(study.histories("continual"), metric=metric, baseline=baseline,
+                                                 title=f"Continual setting: {label} vs round")
+    if "shuffled_iid" in study.runs:
+        iid = study.runs["shuffled_iid"]
+        finals = {"natural (non-IID)": {s: static[s].final[metric] for s in iid if s in static},
+                  "shuffled (IID, same sizes)": {s: r.final[metric] for s, r in iid.items()}}
+        figs["iid_vs_non_iid"] = settings_figure(finals, metric=metric, baseline=baseline, title="Non-IID vs IID devices (same sizes)")
+    if activity is not None:
+        figs["participation"] = participation_figure({s: r.participation for s, r in static.items()}, activity)
+    return figs

@@ -15,7 +15,7 @@ from workbench.federated.tasks import make_model_fn
 from workbench.plots.federated import participation_figure, rounds_figure
 from workbench.widgets._display import show as show_in
 
-__all__ = ["federated_panel"]
+__all__ = ["federated_panel", "study_panel"]
 
 
 def federated_panel(data_fn: Callable[[float], FederatedData], *, rounds: int = 20, strategy: str = "activity",
@@ -93,3 +93,18 @@ def federated_panel(data_fn: Callable[[float], FederatedData], *, rounds: int = 
     controls = widgets.VBox([widgets.HBox([strategy_w, k_w]), widgets.HBox([alpha_w, epochs_w]),
                              widgets.HBox([button, clear, status])])
     return widgets.VBox([controls, curves_out, who_out])
+
+
+def study_panel(config, data: FederatedData) -> widgets.Widget:
+    """:func:`federated_panel` started from a :class:`~workbench.federated.studies.FedStudyConfig` and its data
+    (the tweets task rebuilds its devices for the alpha picked in the panel)."""
+    import dataclasses
+
+    from workbench.federated.studies import load_study_data
+
+    tweets = config.task == "tweets"
+    data_fn = (lambda a: load_study_data(dataclasses.replace(config, alpha=a))) if tweets else (lambda a: data)
+    return federated_panel(data_fn, rounds=config.rounds, clients_per_round=config.clients_per_round, alpha=config.alpha,
+                           local_epochs=config.local_epochs, max_local_steps=config.max_local_steps,
+                           batch_size=config.batch_size, client_lr=config.client_lr, seed=config.seed, uses_alpha=tweets,
+                           strategy="activity" if "activity" in config.strategies else config.strategies[0])

@@ -1,0 +1,83 @@
+"""Notebook 03's study layer: validated config, tidy tables, seed intervals, partitions, per-client privacy, record."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from workbench.federated import studies as S
+from workbench.federated.users import activity_groups
+from workbench.results import METRIC_KEY_PATTERN, _flat_metrics
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    cfg = S.FedStudyConfig(data_size="tiny", stride=32, rounds=3, clients_per_round=3, max_local_steps=2, eval_every=3,
+                           continual_periods=2, storage_limit=16, central_epochs=1, strategies=["uniform", "activity"])
+    return cfg, S.load_study_data(cfg)
+
+
+def test_config_validates_and_builds_run_configs():
+    cfg = S.FedStudyConfig(rounds=np.int64(5), strategies="uniform, activity", server="fedadam")
+    assert cfg.rounds == 5 and cfg.strategies == ("uniform", "activity")
+    fed = cfg.fed_config("activity", seed=3, **cfg.continual())
+    assert (fed.strategy, fed.seed, fed.periods, fed.server) == ("activity", 3, cfg.continual_periods, "fedadam")
+    assert cfg.parameters()["ROUNDS"] == 5
+    with pytest.raises(ValueError, match="'task' parameter of FedStudyConfig must be one of"):
+        S.FedStudyConfig(task="mnist")
+    with pytest.raises(ValueError, match="'rounds' parameter of FedStudyConfig must be an int >= 1"):
+        S.FedStudyConfig(rounds=0)
+
+
+def test_selection_study_is_the_plain_simulator_and_the_record_follows_the_scheme(tiny):
+    from workbench.federated.simulation import run_fedavg
+    from workbench.federated.tasks import make_model_fn
+
+    cfg, data = tiny
+    study = S.selection_study(data, cfg, progress=False)
+    assert set(study.table["setting"]) == {"static", "continual", "shuffled_iid"}
+    direct = run_fedavg(data, model_fn=make_model_fn(data), config=cfg.fed_config("activity"), progress=False)
+    assert study.runs["static"]["activity"].final == direct.final  # same numbers as calling the simulator
+    fair = S.fairness_table(study.runs["static"])
+    assert list(fair.columns) == ["strategy", "light_users_accuracy", "medium_users_accuracy", "heavy_users_accuracy", "accuracy_p10"]
+    cm = study.runs["static"]["uniform"].client_metrics
+    light = cm["accuracy"][activity_groups(cm["n_train"]) == "light"].mean()
+    assert fair.loc[0, "light_users_accuracy"] == pytest.approx(light)
+
+    seeds = S.seed_study(data, cfg, seeds=[0, 1], settings=("static",), reuse=study, progress=False)
+    assert len(seeds) == 4
+    reused = seeds[(seeds.strategy == "activity") & (seeds.seed == 0)].iloc[0]
+    assert reused["test_perplexity"] == study.runs["static"]["activity"].final["test_perplexity"]
+    intervals = S.seed_intervals(seeds, metric=cfg.metric)
+    central = S.centralized_baseline(data, cfg)
+    record = S.study_record(cfg, data=data, central=central, study=study, seeds=seeds, intervals=intervals)
+    flat = _flat_metrics(record["metrics"])
+    import re
+
+    assert all(re.match(METRIC_KEY_PATTERN, k) for k in flat)
+    assert "static/activity/test_perplexity" in flat and "seeds/static/activity/difference" in flat
+    assert "centralized/test_perplexity" in flat
+
+
+def test_seed_intervals_match_a_t_interval_and_pairing():
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=6)
+    t = pd.DataFrame({"setting": "static", "seed": list(range(6)) * 2, "strategy": ["uniform"] * 6 + ["activity"] * 6,
+                      "m": np.concatenate([base, base + 0.3 + 0.01 * rng.normal(size=6)])})
+    out = S.seed_intervals(t, metric="m").set_index("strategy")
+    lo, hi = stats.t.interval(0.95, 5, loc=base.mean(), scale=stats.sem(base))
+    assert out.loc["uniform", "ci_low"] == pytest.approx(lo) and out.loc["uniform", "ci_high"] == pytest.approx(hi)
+    # the shared per-seed noise cancels in the paired difference: it survives although the intervals overlap
+    assert out.loc["activity", "survives"] and out.loc["activity", "ci_low"] < out.loc["uniform", "ci_high"]
+
+
+def test_partition_and_privacy_studies(tiny):
+    cfg, data = tiny
+    table, sizes = S.partition_study(data, n_clients=20, alpha=0.1, min_partition_size=10)
+    row = table.set_index("partition")
+    assert row.loc["dirichlet, min size 10", "min_size"] >= 10 and row.loc["iid", "label_skew_tv"] < row.loc["dirichlet (alpha 0.1)", "label_skew_tv"]
+    clients, summary = S.client_privacy_study(data, cfg, noise_multiplier=1.0, clip=1.0, run=False, progress=False)
+    s = summary.set_index("strategy")
+    assert s.loc["activity", "heavy_users_epsilon_median"] > s.loc["uniform", "heavy_users_epsilon_median"]
+    assert s.loc["activity", "light_users_epsilon_median"] < s.loc["uniform", "light_users_epsilon_median"]
+    assert set(clients.columns) >= {"strategy", "n_train", "group", "sample_rate", "epsilon"}

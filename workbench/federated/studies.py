@@ -1,0 +1,401 @@
+"""Notebook 03's federated study as functions: one validated config, study functions returning tidy tables, one
+record builder.
+
+:class:`FedStudyConfig` holds every knob of the notebook and builds the :class:`FedConfig` of each run.
+:func:`load_study_data` -> :func:`centralized_baseline` ; :func:`selection_study` (every strategy in the static
+and continual settings, and the natural-vs-shuffled control) ; :func:`fairness_table` (light vs heavy users) ;
+:func:`seed_study` + :func:`seed_intervals` (the comparisons over several seeds with 95% intervals) ;
+:func:`partition_study` (FedNLP's partitions side by side) ; :func:`client_privacy_study` (DP-FedAvg's
+per-client epsilon under each selection strategy, and the utility it buys) ; :func:`study_record` (the run
+record's metrics and tables).
+
+Examples
+--------
+>>> cfg = FedStudyConfig(task="shakespeare", data_size="tiny", rounds=2, strategies=["uniform", "activity"])
+>>> cfg.metric, cfg.fed_config("activity", clients_per_round=3).strategy
+('test_perplexity', 'activity')
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from workbench.validation import Boolean, Interval, Options, Seq, check, check_fields
+
+from .partition import (dirichlet_partition, iid_partition, kmeans_partition, partition_stats, quantity_partition,
+                        shuffled_like)
+from .privacy import inclusion_probabilities, per_client_epsilon
+from .selection import STRATEGIES
+from .simulation import FedConfig, FederatedData, FedResult, run_fedavg, train_centralized
+from .strategies import SERVER_STRATEGIES
+from .users import activity_groups
+
+__all__ = ["FedStudyConfig", "FedStudy", "load_study_data", "data_summary", "first_draw_table", "centralized_baseline", "selection_study", "fairness_table",
+           "seed_study", "seed_intervals", "partition_study", "client_privacy_study", "study_record", "SETTINGS"]
+
+#: The settings of :func:`selection_study` and :func:`seed_study`.
+SETTINGS = ("static", "continual", "shuffled_iid")
+_COUNT = Interval(int, 1, None)
+_POSITIVE = Interval(float, 0, None, closed="neither")
+
+
+@dataclass(frozen=True)
+class FedStudyConfig:
+    """Every parameter of notebook 03 (validated; NumPy scalars accepted). See the notebook for their meaning.
+
+    Examples
+    --------
+    >>> FedStudyConfig(strategies=["uniform", "nearest"])
+    Traceback (most recent call last):
+    ...
+    workbench.validation.InvalidParameterError: The 'strategies' parameter of FedStudyConfig must be a non-empty list or tuple of one of ('activity', 'power_of_choice', 'round_robin', 'tempered', 'uniform'). Got ['uniform', 'nearest'] instead.
+    """
+
+    task: str = "shakespeare"
+    data_size: str = "small"
+    strategies: tuple = ("uniform", "activity", "tempered", "power_of_choice", "round_robin")
+    rounds: int = 40
+    clients_per_round: int = 10
+    local_epochs: int = 1
+    max_local_steps: int | None = 20
+    batch_size: int = 32
+    client_lr: float = 0.5
+    server_lr: float = 1.0
+    server: str = "fedavg"
+    eval_every: int = 5
+    context: int = 16
+    stride: int = 8
+    n_clients: int = 100
+    alpha: float = 0.5
+    continual_periods: int = 4
+    storage_limit: int = 64
+    central_epochs: int = 2
+    seed: int = 0
+
+    def __post_init__(self):
+        strategies = self.strategies.split(",") if isinstance(self.strategies, str) else self.strategies
+        object.__setattr__(self, "strategies", [s.strip() if isinstance(s, str) else s for s in strategies])
+        check_fields(self, task=Options(("shakespeare", "tweets")), data_size=Options(("tiny", "small", "full")),
+                     strategies=Seq(Options(tuple(sorted(STRATEGIES))), min_len=1), rounds=_COUNT,
+                     clients_per_round=_COUNT, local_epochs=_COUNT, max_local_steps=(_COUNT, None), batch_size=_COUNT,
+                     client_lr=_POSITIVE, server_lr=_POSITIVE, server=Options(tuple(sorted(SERVER_STRATEGIES))),
+                     eval_every=_COUNT, context=_COUNT, stride=_COUNT, n_clients=Interval(int, 2, None), alpha=_POSITIVE,
+                     continual_periods=_COUNT, storage_limit=_COUNT, central_epochs=_COUNT, seed=Interval(int, None, None))
+
+    @property
+    def metric(self) -> str:
+        """The headline metric: next-character perplexity (Shakespeare, lower is better) or accuracy (tweets)."""
+        return "test_perplexity" if self.task == "shakespeare" else "test_accuracy"
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.metric == "test_perplexity"
+
+    def fed_config(self, strategy: str, **changes) -> FedConfig:
+        """The :class:`FedConfig` of one run (``changes`` override fields, e.g. ``seed`` or ``periods``)."""
+        base = dict(rounds=self.rounds, clients_per_round=self.clients_per_round, strategy=strategy,
+                    local_epochs=self.local_epochs, max_local_steps=self.max_local_steps, batch_size=self.batch_size,
+                    client_lr=self.client_lr, server_lr=self.server_lr, server=self.server, eval_every=self.eval_every,
+                    seed=self.seed)
+        base.update(changes)
+        return FedConfig(**base)
+
+    def parameters(self) -> dict:
+        """The notebook's parameter names (upper case) and values, for the run record."""
+        return {name.upper(): value for name, value in asdict(self).items()}
+
+    def continual(self) -> dict:
+        """The FedConfig fields of the continual setting."""
+        return {"periods": self.continual_periods, "storage_limit": self.storage_limit}
+
+
+def load_study_data(config: FedStudyConfig) -> FederatedData:
+    """The study's devices: one per Shakespeare speaker, or tweets split with Dirichlet label skew.
+
+    ``clients_per_round`` larger than the devices holding data is an error naming both numbers.
+    """
+    from .tasks import shakespeare_task, tweets_task
+
+    if config.task == "shakespeare":
+        data = shakespeare_task(size=config.data_size, context=config.context, stride=config.stride)
+    else:
+        data = tweets_task(size=config.data_size, n_clients=config.n_clients, alpha=config.alpha, seed=config.seed)
+    available = int((data.train.sizes > 0).sum())
+    if config.clients_per_round > available:
+        raise ValueError(f"The 'clients_per_round' parameter of FedStudyConfig must be <= the {available} devices holding "
+                         f"training data in {data.name}. Got {config.clients_per_round} instead.")
+    return data
+
+
+def data_summary(data: FederatedData) -> str:
+    """One line on how uneven the devices are (count, samples, median and max per device, top-10% share)."""
+    sizes = data.train.sizes
+    top = np.sort(sizes)[::-1][: max(1, len(sizes) // 10)].sum() / max(sizes.sum(), 1)
+    return (f"{data.name}: {data.n_clients} devices, {data.train.n_samples} training samples, {data.n_classes} classes; "
+            f"samples per device: median {np.median(sizes):.0f}, max {sizes.max()}, the top 10% of devices hold {top:.0%}")
+
+
+def first_draw_table(data: FederatedData, *, strategies=("uniform", "activity", "tempered"), top: int = 5) -> pd.DataFrame:
+    """Probability that each of the ``top`` most active devices is the first one drawn, per strategy."""
+    from .selection import first_draw_probabilities
+
+    sizes = data.train.sizes
+    idx = np.argsort(-sizes, kind="stable")[:top]
+    names = [str(n) for n in data.train.names[idx]] if data.train.names is not None else idx.tolist()
+    return pd.DataFrame({s: first_draw_probabilities(s, sizes)[idx] for s in strategies}, index=names)
+
+
+def centralized_baseline(data: FederatedData, config: FedStudyConfig, *, model_fn=None) -> pd.DataFrame:
+    """The same model and SGD on the pooled training data, one row per epoch (``epoch``, ``samples_seen``,
+    ``train_loss``, ``test_*``, ``seconds``)."""
+    from .tasks import make_model_fn
+
+    _, hist = train_centralized(data, model_fn=model_fn or make_model_fn(data), epochs=config.central_epochs,
+                                batch_size=config.batch_size, lr=config.client_lr, seed=config.seed, progress=False)
+    return pd.DataFrame(hist)
+
+
+@dataclass
+class FedStudy:
+    """What :func:`selection_study` returns: ``runs[setting][strategy]`` (:class:`FedResult`) and ``table``, one row
+    per (setting, strategy) with the final metrics and seconds."""
+
+    runs: dict
+    table: pd.DataFrame
+    iid_data: FederatedData | None = None
+
+    def histories(self, setting: str) -> dict:
+        return {s: r.history for s, r in self.runs[setting].items()}
+
+    def finals(self, metric: str, settings=("static", "continual")) -> dict:
+        """``{setting: {strategy: final metric}}`` for :func:`workbench.plots.federated.settings_figure`."""
+        return {s: {k: r.final[metric] for k, r in self.runs[s].items()} for s in settings if s in self.runs}
+
+
+def _final_row(setting: str, strategy: str, res: FedResult, **extra) -> dict:
+    return {"setting": setting, "strategy": strategy, **extra, **res.final, "seconds": res.seconds}
+
+
+def selection_study(data: FederatedData, config: FedStudyConfig, *, model_fn=None, progress: bool = True,
+                    settings=SETTINGS, iid_strategies=("uniform", "activity")) -> FedStudy:
+    """Run every strategy of ``config`` in the static and continual settings, and ``iid_strategies`` on
+    :func:`~workbench.federated.partition.shuffled_like` devices (same sizes, IID samples).
+
+    Returns
+    -------
+    FedStudy
+        ``table`` columns: ``setting``, ``strategy``, the :attr:`FedResult.final` metrics, ``seconds``.
+    """
+    from tqdm.auto import tqdm
+
+    from .tasks import make_model_fn
+
+    model_fn = model_fn or make_model_fn(data)
+    iid_data = FederatedData(data.X, data.y, train=shuffled_like(data.train, seed=config.seed), test=data.test,
+                             n_classes=data.n_classes, task=data.task, name=data.name + "-shuffled")
+    compare = [s for s in config.strategies if s in iid_strategies] or list(config.strategies[:1])
+    jobs = [(setting, s) for setting in settings for s in (compare if setting == "shuffled_iid" else config.strategies)]
+    runs: dict = {setting: {} for setting in settings}
+    for setting, s in tqdm(jobs, desc="selection study", unit="run", disable=not progress):
+        fed = config.fed_config(s, **(config.continual() if setting == "continual" else {}))
+        runs[setting][s] = run_fedavg(iid_data if setting == "shuffled_iid" else data, model_fn=model_fn, config=fed,
+                                      progress=False)
+    table = pd.DataFrame([_final_row(setting, s, r) for setting, by in runs.items() for s, r in by.items()])
+    return FedStudy(runs, table, iid_data)
+
+
+def fairness_table(runs: dict) -> pd.DataFrame:
+    """Each device's accuracy on its own test samples under the final model, averaged per activity group
+    (:func:`~workbench.federated.users.activity_groups`), plus the 10th percentile; one row per strategy."""
+    rows = []
+    for strategy, res in runs.items():
+        cm = res.client_metrics
+        groups = activity_groups(cm["n_train"])
+        row = {"strategy": strategy}
+        row.update({f"{g}_users_accuracy": float(cm["accuracy"][groups == g].mean()) for g in ("light", "medium", "heavy")})
+        row["accuracy_p10"] = res.final["client_accuracy_p10"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _among(config: FedStudyConfig, wanted) -> list:
+    return [s for s in wanted if s in config.strategies] or list(config.strategies[:1])
+
+
+def seed_study(data: FederatedData, config: FedStudyConfig, *, seeds, strategies=None,
+               settings=("static", "continual"), model_fn=None, progress: bool = True, reuse: FedStudy | None = None) -> pd.DataFrame:
+    """The strategy comparison repeated over ``seeds`` (model initialisation, selection and minibatch order).
+
+    ``strategies`` default to uniform and activity (those of them in ``config.strategies``). ``reuse``: a
+    :func:`selection_study` at ``config.seed`` whose runs stand in for that seed (same numbers, not run
+    twice). Returns one row per (setting, strategy, seed) with the final metrics.
+    """
+    from tqdm.auto import tqdm
+
+    from .tasks import make_model_fn
+
+    seeds = check(list(seeds), Seq(Interval(int, None, None), min_len=2), name="seeds", owner="seed_study")
+    strategies = _among(config, ("uniform", "activity")) if strategies is None else list(strategies)
+    model_fn = model_fn or make_model_fn(data)
+    rows, jobs = [], []
+    for setting in settings:
+        for s in strategies:
+            for seed in seeds:
+                if reuse is not None and seed == config.seed and s in reuse.runs.get(setting, {}):
+                    rows.append(_final_row(setting, s, reuse.runs[setting][s], seed=seed))
+                else:
+                    jobs.append((setting, s, seed))
+    for setting, s, seed in tqdm(jobs, desc="seed study", unit="run", disable=not progress):
+        fed = config.fed_config(s, seed=seed, **(config.continual() if setting == "continual" else {}))
+        rows.append(_final_row(setting, s, run_fedavg(data, model_fn=model_fn, config=fed, progress=False), seed=seed))
+    return pd.DataFrame(rows).sort_values(["setting", "strategy", "seed"]).reset_index(drop=True)
+
+
+def _t_interval(x: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    from scipy import stats
+
+    x = np.asarray(x, dtype=np.float64)
+    mean = float(x.mean())
+    if len(x) < 2:
+        return mean, float("nan"), float("nan")
+    half = float(stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+    return mean, mean - half, mean + half
+
+
+def seed_intervals(table: pd.DataFrame, *, metric: str, baseline: str = "uniform", level: float = 0.95) -> pd.DataFrame:
+    """Mean and ``level`` t-interval of ``metric`` per (setting, strategy) over seeds, and of the paired
+    difference to ``baseline`` (same seed, same setting); ``survives`` says whether that interval excludes 0.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"setting": "static", "strategy": ["uniform"] * 3 + ["activity"] * 3,
+    ...                   "seed": [0, 1, 2] * 2, "test_accuracy": [0.5, 0.6, 0.55, 0.6, 0.71, 0.64]})
+    >>> seed_intervals(t, metric="test_accuracy")[["strategy", "n_seeds", "difference", "survives"]].round(3).values.tolist()
+    [['activity', 3, 0.1, True], ['uniform', 3, 0.0, False]]
+    """
+    level = check(level, Interval(float, 0, 1, closed="neither"), name="level", owner="seed_intervals")
+    rows = []
+    for (setting, strategy), g in table.groupby(["setting", "strategy"], sort=True):
+        mean, lo, hi = _t_interval(g[metric], level)
+        row = {"setting": setting, "strategy": strategy, "n_seeds": len(g), "mean": mean, "ci_low": lo, "ci_high": hi}
+        base = table[(table["setting"] == setting) & (table["strategy"] == baseline)].set_index("seed")[metric]
+        paired = g.set_index("seed")[metric].sub(base).dropna()
+        if strategy != baseline and len(paired) >= 2:
+            d, dlo, dhi = _t_interval(paired.to_numpy(), level)
+            row.update({"difference": d, "difference_low": dlo, "difference_high": dhi, "survives": bool(dlo > 0 or dhi < 0)})
+        else:
+            row.update({"difference": 0.0, "difference_low": float("nan"), "difference_high": float("nan"), "survives": False})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def partition_study(data: FederatedData, *, n_clients: int, alpha: float = 0.1, min_partition_size: int = 10,
+                    seed: int = 0) -> tuple[pd.DataFrame, dict]:
+    """FedNLP's partitions of ``data``'s training samples side by side: IID, label-Dirichlet (without and with a
+    minimum partition size), quantity skew and, for float features (the tweets' MiniLM features), k-means
+    topic clusters.
+
+    Returns the :func:`~workbench.federated.partition.partition_stats` table (one row per partition) and the
+    client sizes of each partition (for a figure).
+    """
+    ids = np.arange(data.train.n_samples) if data.train.indices is None else data.train.indices
+    labels = data.y[ids].numpy()
+    features = data.X[ids].numpy() if data.X.is_floating_point() else None
+    n = len(labels)
+    parts = {
+        "iid": iid_partition(n, n_clients=n_clients, seed=seed),
+        f"dirichlet (alpha {alpha:g})": dirichlet_partition(labels, n_clients=n_clients, alpha=alpha, seed=seed),
+        f"dirichlet, min size {min_partition_size}": dirichlet_partition(
+            labels, n_clients=n_clients, alpha=alpha, seed=seed, min_partition_size=min_partition_size, min_size_method="top_up"),
+        f"quantity (alpha {alpha:g})": quantity_partition(n, n_clients=n_clients, alpha=alpha, seed=seed),
+    }
+    if features is not None:
+        parts["k-means topics"] = kmeans_partition(np.asarray(features), n_clients=n_clients, seed=seed)
+    table = pd.DataFrame([partition_stats(p, labels, name=name) for name, p in parts.items()])
+    return table, {name: p.sizes for name, p in parts.items()}
+
+
+def client_privacy_study(data: FederatedData, config: FedStudyConfig, *, strategies=None,
+                         noise_multiplier: float = 1.0, clip: float = 1.0, delta: float = 1e-5, run: bool = True,
+                         model_fn=None, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """DP-FedAvg with client-level DP: every device's epsilon under each selection strategy, and the utility.
+
+    A device's sampling rate is its inclusion probability per round
+    (:func:`~workbench.federated.privacy.inclusion_probabilities`, static setting); its epsilon composes
+    ``config.rounds`` rounds at that rate (:func:`~workbench.federated.privacy.per_client_epsilon`). With
+    ``run``, each strategy also trains with DP-FedAvg (clip ``clip``, noise ``noise_multiplier``).
+    ``strategies`` default to uniform, tempered and activity (those of them in ``config.strategies``).
+
+    Returns
+    -------
+    clients : DataFrame
+        One row per (strategy, device): ``n_train``, ``group`` (activity group), ``sample_rate``, ``epsilon``.
+    summary : DataFrame
+        One row per strategy: median and maximum epsilon, median epsilon of the heavy users, and (with ``run``)
+        the DP model's final metrics.
+    """
+    from tqdm.auto import tqdm
+
+    from .tasks import make_model_fn
+
+    strategies = _among(config, ("uniform", "tempered", "activity")) if strategies is None else list(strategies)
+    sizes = data.train.sizes
+    groups = activity_groups(sizes)
+    client_rows, summary = [], []
+    for s in tqdm(list(strategies), desc="client privacy", unit="strategy", disable=not progress):
+        q = inclusion_probabilities(s, sizes, k=config.clients_per_round)
+        eps = per_client_epsilon(noise_multiplier=noise_multiplier, sample_rates=q, rounds=config.rounds, delta=delta)
+        client_rows.append(pd.DataFrame({"strategy": s, "client": np.arange(len(sizes)), "n_train": sizes, "group": groups,
+                                         "sample_rate": q, "epsilon": eps}))
+        held = sizes > 0
+        row = {"strategy": s, "epsilon_median": float(np.median(eps[held])), "epsilon_max": float(eps.max()),
+               "heavy_users_epsilon_median": float(np.median(eps[held & (groups == "heavy")])),
+               "light_users_epsilon_median": float(np.median(eps[held & (groups == "light")]))}
+        if run:
+            fed = config.fed_config(s, dp_clip=clip, dp_noise_multiplier=noise_multiplier, dp_delta=delta)
+            res = run_fedavg(data, model_fn=model_fn or make_model_fn(data), config=fed, progress=False)
+            row.update({k: v for k, v in res.final.items() if k.startswith("test_")})
+        summary.append(row)
+    return pd.concat(client_rows, ignore_index=True), pd.DataFrame(summary)
+
+
+def study_record(config: FedStudyConfig, *, data: FederatedData, central: pd.DataFrame, study: FedStudy,
+                 seeds: pd.DataFrame | None = None,
+                 intervals: pd.DataFrame | None = None, privacy: pd.DataFrame | None = None,
+                 partitions: pd.DataFrame | None = None) -> dict:
+    """Keyword arguments of :func:`workbench.results.save_record` for notebook 03: ``config``, ``metrics``,
+    ``history``, ``timings``, ``tables`` and ``extra``.
+
+    Metric names: ``centralized/test_*``, ``<setting>/<strategy>/<final metric>`` (settings ``static``,
+    ``continual``, ``shuffled_iid``), ``seeds/<setting>/<strategy>/{mean,ci_low,ci_high,difference}`` and
+    ``dp/<strategy>/{test_*,heavy_users_epsilon_median,epsilon_max}``.
+    """
+    central_final = central.iloc[-1]
+    metrics: dict = {"centralized": {k: float(v) for k, v in central_final.items() if k.startswith("test_")}}
+    for setting, by in study.runs.items():
+        metrics[setting] = {s: dict(r.final) for s, r in by.items()}
+    if intervals is not None:
+        metrics["seeds"] = {}
+        for row in intervals.to_dict("records"):
+            metrics["seeds"].setdefault(row["setting"], {})[row["strategy"]] = {
+                k: row[k] for k in ("mean", "ci_low", "ci_high", "difference")}
+    if privacy is not None:
+        metrics["dp"] = {row["strategy"]: {k: v for k, v in row.items() if k != "strategy"} for row in privacy.to_dict("records")}
+    history = [{"setting": setting, "strategy": s, **{k: v for k, v in row.items() if k != "selected"}}
+               for setting, by in study.runs.items() if setting != "shuffled_iid" for s, r in by.items() for row in r.history]
+    tables = {"runs": study.table}
+    for name, t in {"seeds": seeds, "seed_intervals": intervals, "client_privacy": privacy, "partitions": partitions}.items():
+        if t is not None:
+            tables[name] = t
+    static = study.runs.get("static", {})
+    return {
+        "config": asdict(config), "metrics": metrics, "history": history, "tables": tables,
+        "timings": {f"{setting}/{s}": r.seconds for setting, by in study.runs.items() for s, r in by.items()},
+        "extra": {"n_devices": data.n_clients, "device_sizes": data.train.sizes.tolist(),
+                  "participation": {s: r.participation.tolist() for s, r in static.items()},
+                  "selected": {s: [row["selected"] for row in r.history] for s, r in static.items()}},
+    }
