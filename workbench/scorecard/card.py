@@ -322,23 +322,39 @@ def scorecard(old: ModelOutputs, new: ModelOutputs, *, labels, groups=None, clas
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def _membership_boot(outputs: ModelOutputs, *, config: ScorecardConfig, rng: np.random.Generator, progress: bool, desc: str):
+_MEMBERSHIP_CACHE: dict = {}
+
+
+def _membership_boot(outputs: ModelOutputs, *, config: ScorecardConfig, progress: bool, desc: str):
+    """Point estimates and bootstrap samples of (AUC, TPR at ``fpr_target``) for one model.
+
+    Members and non-members are resampled separately with a generator seeded by ``(config.seed, 1)`` only, so the
+    result depends on the model's scores and the config alone and is memoised (a model compared in several updates
+    is resampled once)."""
+    import hashlib
+
     from tqdm.auto import tqdm
 
     m, nm = outputs.member_scores, outputs.nonmember_scores
+    key = (hashlib.sha1(m.tobytes() + b"|" + nm.tobytes()).hexdigest(), len(m), config.n_boot, config.seed, config.fpr_target)
+    if key in _MEMBERSHIP_CACHE:
+        return _MEMBERSHIP_CACHE[key]
+    rng = np.random.default_rng([config.seed, 1])  # independent of the evaluation-row resamples
     im = resample_indices(len(m), n_boot=config.n_boot, rng=rng)
     inm = resample_indices(len(nm), n_boot=config.n_boot, rng=rng)
     aucs, tprs = np.empty(config.n_boot), np.empty(config.n_boot)
     for b in tqdm(range(config.n_boot), desc=desc, disable=not progress, leave=False):
         aucs[b], tprs[b] = M.membership_measures(m[im[b]], nm[inm[b]], target=config.fpr_target)
-    point = (M.membership_auc(m, nm), M.membership_tpr_at_fpr(m, nm, target=config.fpr_target))
-    return point, (aucs, tprs)
+    result = (M.membership_measures(m, nm, target=config.fpr_target), (aucs, tprs))
+    if len(_MEMBERSHIP_CACHE) >= 32:
+        _MEMBERSHIP_CACHE.pop(next(iter(_MEMBERSHIP_CACHE)))
+    _MEMBERSHIP_CACHE[key] = result
+    return result
 
 
 def _privacy_rows(old: ModelOutputs, new: ModelOutputs, *, config: ScorecardConfig, progress: bool) -> list[dict]:
-    rng = np.random.default_rng([config.seed, 1])  # independent of the evaluation-row resamples
-    (auc_o, tpr_o), (aucs_o, tprs_o) = _membership_boot(old, config=config, rng=rng, progress=progress, desc="privacy (old)")
-    (auc_n, tpr_n), (aucs_n, tprs_n) = _membership_boot(new, config=config, rng=rng, progress=progress, desc="privacy (new)")
+    (auc_o, tpr_o), (aucs_o, tprs_o) = _membership_boot(old, config=config, progress=progress, desc="privacy (old)")
+    (auc_n, tpr_n), (aucs_n, tprs_n) = _membership_boot(new, config=config, progress=progress, desc="privacy (new)")
     size = len(new.member_scores) + len(new.nonmember_scores)
     rows = []
     for measure, o, nw, ob, nb in (("mia_auc", auc_o, auc_n, aucs_o, aucs_n), (config.tpr_measure, tpr_o, tpr_n, tprs_o, tprs_n)):
