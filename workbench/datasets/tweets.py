@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._sources import package_file, resolve_size
+from ._sources import check_rows, package_file, resolve_size
 
 __all__ = ["load_tweets", "TWEET_LABELS"]
 
@@ -23,7 +23,7 @@ def load_tweets(*, size: str = "full", n: int | None = None, seed: int = 0) -> p
     size : {"tiny", "small", "full"}
         600, 6,000 or all 38,158 rows. Subsets are stratified by label and drawn with ``seed``.
     n : int, optional
-        Exact number of rows; overrides ``size``.
+        Exact number of rows; overrides ``size``. More rows than the corpus holds is a ``ValueError``.
     seed : int
         Seed of the stratified subsample (ignored for the full corpus).
 
@@ -47,6 +47,7 @@ def load_tweets(*, size: str = "full", n: int | None = None, seed: int = 0) -> p
     df["label"] = df["label"].str.strip().str.lower()
     df["label_id"] = df["label"].map({name: i for i, name in enumerate(TWEET_LABELS)}).astype("int64")
     df = df[["text", "label", "label_id", "confidence"]]
+    check_rows(rows, len(df), loader="load_tweets")
     if rows is not None and rows < len(df):
         df = _stratified_sample(df, rows, seed=seed)
     return df
