@@ -112,6 +112,8 @@ def test_flip_study_record_round_trips(study, flip_data, tradeoff, tmp_path):
     assert saved["parameters"]["SCENARIO"] == "bigger_model" and saved["parameters"]["TRADEOFF_BETAS"] == [0.0, 5.0]
     assert saved["metrics"]["focal_distillation/nfr"] == pytest.approx(study.summary.loc["focal distillation", "nfr"])
     assert set(saved["tables"]) == {"summary", "tradeoff", "per_class", "per_group"}
+    nfr = study.summary.loc["no constraint", "nfr"]
+    assert saved["extra"]["finding"].startswith("Focal distillation (alpha 1, beta 5)") and f"{100 * nfr:.2g}%" in saved["extra"]["finding"]
 
 
 def test_flip_config_validation():
@@ -156,6 +158,7 @@ def test_bct_record(bstudy, tmp_path):
     saved = load_record(save_record(tmp_path, notebook="07", **bct_study_record(bstudy)))
     assert saved["parameters"]["NEW_HIDDEN"] == [64] and saved["config"]["new"]["hidden"] == [64]
     assert len(saved["tables"]["matrix"]) == 7
+    assert f"{bstudy.gains('map')['BCT']['new_old']:.3f}" in saved["extra"]["finding"]
 
 
 def test_rank_gallery_agrees_with_retrieval_metrics():

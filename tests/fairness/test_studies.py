@@ -122,6 +122,7 @@ def test_extrinsic_record_round_trips(tmp_path):
     assert saved["parameters"]["LAYERS"] == [4, 6] and saved["parameters"]["MAIN_LAYER"] == 6
     assert saved["metrics"]["cda/gender_gap"] == -0.07 and saved["metrics"]["baseline/race_gap"] is None
     assert len(saved["tables"]["layers"]) == 4
+    assert saved["extra"]["finding"].startswith("At layer 6 the classifier scores sentences about women 0.100 lower")
     with pytest.raises(ValueError, match="'main_layer' parameter of extrinsic_study_metrics"):
         extrinsic_study_metrics(table, main_layer=2, correlations=pd.Series(dtype=float))
 
@@ -190,3 +191,5 @@ def test_intrinsic_record_round_trips(search, tmp_path):
                                 "static_d/c6/minilm": 0.2}
     assert saved["parameters"]["MINILM_LAYERS"] == [0, 6] and saved["timings"]["embeddings_minilm"] == 2.0
     assert saved["tables"]["baseline"][0]["seat_d"] == -0.1
+    assert saved["extra"]["finding"] == ("CEAT at the last layer: minilm 1 of 1 tests stereotype-congruent (mean |d| 0.35); "
+                                         "GloVe WEAT: mean d 1.81 on these tests.")

@@ -37,6 +37,7 @@ __all__ = [
     "tradeoff_study",
     "flip_study_metrics",
     "flip_study_record",
+    "flip_finding",
     "BCTStudyConfig",
     "RetrievalSplit",
     "BCTStudy",
@@ -45,6 +46,7 @@ __all__ = [
     "lambda_sweep",
     "bct_study_metrics",
     "bct_study_record",
+    "bct_finding",
 ]
 
 _POSITIVE = Interval(float, 0, None, closed="neither")
@@ -336,9 +338,26 @@ def flip_study_record(study: FlipStudy, *, baselines: pd.DataFrame, tradeoff: pd
               "per_group": breakdown.per_group.reset_index()}
     if scenarios is not None and len(scenarios):
         tables["scenarios"] = scenarios.rename_axis("scenario").reset_index()
+    metrics = flip_study_metrics(study.summary)
     return {"seed": study.config.seed, "parameters": _parameters(study.config),
             "config": {"study": study.config, "scenario": study.scenario, "methods": study.methods},
-            "metrics": flip_study_metrics(study.summary), "tables": tables}
+            "metrics": metrics, "tables": tables, "extra": {"finding": flip_finding(metrics, config=study.config),
+                                                            "headline_figure": "tradeoff", "headline_metric": "focal_distillation/nfr"}}
+
+
+def flip_finding(metrics: dict, *, config: FlipStudyConfig) -> str:
+    """One sentence for the report: what focal distillation did to the negative flip rate and the error.
+
+    Examples
+    --------
+    >>> flip_finding({"no_constraint/nfr": 0.043, "no_constraint/error_new": 0.159, "focal_distillation/nfr": 0.0076,
+    ...               "focal_distillation/error_new": 0.167}, config=FlipStudyConfig())
+    'Focal distillation (alpha 1, beta 5) changes the negative flip rate from 4.3% to 0.76% and the error from 15.9% to 16.7%.'
+    """
+    pct = {k: f"{100 * metrics[k]:.2g}%" for k in ("no_constraint/nfr", "focal_distillation/nfr")}
+    return (f"Focal distillation (alpha {config.alpha:g}, beta {config.beta:g}) changes the negative flip rate from "
+            f"{pct['no_constraint/nfr']} to {pct['focal_distillation/nfr']} and the error from "
+            f"{100 * metrics['no_constraint/error_new']:.3g}% to {100 * metrics['focal_distillation/error_new']:.3g}%.")
 
 
 # ============================================================================================ notebook 07
@@ -572,4 +591,22 @@ def bct_study_record(study: BCTStudy, *, sweep: pd.DataFrame | None = None) -> d
         tables["lambda_sweep"] = sweep
     return {"seed": study.config.seed, "parameters": _parameters(study.config),
             "config": {"study": study.config, "old": study.config.old_config(), "new": study.config.new_config()},
-            "metrics": bct_study_metrics(study.matrix, study.compatibility), "tables": tables}
+            "metrics": bct_study_metrics(study.matrix, study.compatibility), "tables": tables,
+            "extra": {"finding": bct_finding(study.compatibility), "headline_figure": "update_gain", "headline_metric": "map/bct/old"}}
+
+
+def bct_finding(compatibility: pd.DataFrame) -> str:
+    """One sentence for the report: BCT's mAP against the old gallery next to old/old and backfilled, and the
+    independent model's.
+
+    Examples
+    --------
+    >>> c = pd.DataFrame({"model": ["BCT", "independent"], "metric": ["map", "map"], "old_old": [0.594, 0.594],
+    ...                   "new_old": [0.647, 0.05], "new_new": [0.721, 0.73], "update_gain": [0.42, -4.3]})
+    >>> bct_finding(c)
+    'BCT queries on the old gallery reach mAP 0.647 (old model 0.594, backfilled 0.721: update gain 0.42); an independent model reaches 0.050.'
+    """
+    m = compatibility[compatibility["metric"] == "map"].set_index("model")
+    b = m.loc["BCT"]
+    return (f"BCT queries on the old gallery reach mAP {b['new_old']:.3f} (old model {b['old_old']:.3f}, backfilled "
+            f"{b['new_new']:.3f}: update gain {b['update_gain']:.2f}); an independent model reaches {m.loc['independent', 'new_old']:.3f}.")

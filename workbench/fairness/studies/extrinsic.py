@@ -28,6 +28,7 @@ __all__ = [
     "intrinsic_vs_extrinsic",
     "extrinsic_study_metrics",
     "extrinsic_study_record",
+    "extrinsic_finding",
     "VARIANTS",
 ]
 
@@ -306,6 +307,24 @@ def extrinsic_study_record(config: ExtrinsicStudyConfig, *, table: pd.DataFrame,
     """Keyword arguments of :func:`workbench.results.save_record` for notebook 05: ``seed``, ``parameters``,
     ``config``, ``metrics`` (:func:`extrinsic_study_metrics`), ``timings`` and ``tables`` (``layers``: the whole
     (layer, variant) table)."""
-    return {"seed": config.seed, "parameters": config_parameters(config), "config": config,
-            "metrics": extrinsic_study_metrics(table, main_layer=config.main_layer, correlations=correlations),
-            "timings": dict(timings or {}), "tables": {"layers": table}}
+    metrics = extrinsic_study_metrics(table, main_layer=config.main_layer, correlations=correlations)
+    return {"seed": config.seed, "parameters": config_parameters(config), "config": config, "metrics": metrics,
+            "timings": dict(timings or {}), "tables": {"layers": table},
+            "extra": {"finding": extrinsic_finding(metrics, main_layer=config.main_layer), "headline_figure": "gender_gap",
+                      "headline_metric": "baseline/gender_gap"}}
+
+
+def extrinsic_finding(metrics: dict, *, main_layer: int) -> str:
+    """One sentence for the report: the baseline classifier's gender (and race) gap at the main layer.
+
+    Examples
+    --------
+    >>> extrinsic_finding({"baseline/gender_gap": -0.098, "baseline/gender_ctf": 0.161, "baseline/race_gap": -0.087}, main_layer=6)
+    'At layer 6 the classifier scores sentences about women 0.098 lower than the same sentences about men (CTF 0.161); African American names score 0.087 lower than European American ones.'
+    """
+    gap, race = metrics["baseline/gender_gap"], metrics.get("baseline/race_gap", float("nan"))
+    text = (f"At layer {main_layer} the classifier scores sentences about women {abs(gap):.3f} {'lower' if gap < 0 else 'higher'} "
+            f"than the same sentences about men (CTF {metrics['baseline/gender_ctf']:.3f})")
+    if race == race:  # not NaN: the corpus sample has names
+        text += f"; African American names score {abs(race):.3f} {'lower' if race < 0 else 'higher'} than European American ones"
+    return text + "."

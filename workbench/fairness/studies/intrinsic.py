@@ -32,6 +32,7 @@ __all__ = [
     "sign_agreement",
     "intrinsic_study_metrics",
     "intrinsic_study_record",
+    "intrinsic_finding",
 ]
 
 #: Caliskan et al. (2017), Table 1: WEAT effect sizes on GloVe (Common Crawl); all had p < 1e-2 or smaller.
@@ -316,5 +317,26 @@ def intrinsic_study_record(config: IntrinsicStudyConfig, *, ceat: CeatStudy, bas
     return {"seed": config.seed, "parameters": config_parameters(config), "config": config,
             "metrics": intrinsic_study_metrics(ceat.results, baseline), "history": ceat.table.to_dict(orient="records"),
             "timings": {"contexts": search.seconds, **{f"embeddings_{k}": v for k, v in ceat.seconds.items()}},
-            "extra": {"contexts_per_word": counts.n_contexts.to_dict(), "words_too_few": counts.index[counts.too_few].tolist()},
+            "extra": {"contexts_per_word": counts.n_contexts.to_dict(), "words_too_few": counts.index[counts.too_few].tolist(),
+                      "finding": intrinsic_finding(ceat.results, config=config), "headline_figure": "ceat_by_layer"},
             "tables": {"baseline": baseline} if len(baseline) else {}}
+
+
+def intrinsic_finding(results: dict, *, config: IntrinsicStudyConfig) -> str:
+    """One sentence for the report: per encoder, how many tests have a positive CEAT effect at the last layer and
+    the mean |d| (against 1.39 for GloVe WEAT in Caliskan et al. 2017).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> cfg = IntrinsicStudyConfig(tests=["C1", "C2"], encoders=["minilm"], minilm_layers=[6])
+    >>> res = {("C1", "minilm", 6): SimpleNamespace(effect_size=1.2), ("C2", "minilm", 6): SimpleNamespace(effect_size=-0.4)}
+    >>> intrinsic_finding(res, config=cfg)
+    'CEAT at the last layer: minilm 1 of 2 tests stereotype-congruent (mean |d| 0.80); GloVe WEAT: mean d 1.52 on these tests.'
+    """
+    parts = []
+    for enc in config.encoders:
+        d = np.array([results[(t, enc, config.layers(enc)[-1])].effect_size for t in config.tests])
+        parts.append(f"{enc} {int((d > 0).sum())} of {len(d)} tests stereotype-congruent (mean |d| {np.abs(d).mean():.2f})")
+    glove = np.mean([CALISKAN_2017_GLOVE[t] for t in config.tests])
+    return f"CEAT at the last layer: {'; '.join(parts)}; GloVe WEAT: mean d {glove:.2f} on these tests."
