@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..validation import Interval, check_fields
+from ..validation import InstanceOf, Interval, check, check_fields
 from .card import ModelOutputs
 
 __all__ = ["VERSIONS", "ChainConfig", "UpdateChain", "run_chain", "corpus_labels", "CACHE_VERSION"]
@@ -260,18 +260,21 @@ def _cache_path(config: ChainConfig):
 def run_chain(config: ChainConfig = ChainConfig(), *, cache: bool = True, progress: bool = False) -> UpdateChain:
     """Train the chain (or read its cached outputs) and return every version's outputs on the shared evaluation rows.
 
+    The cache file is named by the config's :meth:`ChainConfig.cache_key` (every field and :data:`CACHE_VERSION`), so
+    changing any setting trains anew. ``tests/scorecard/test_chain.py`` runs it on notebook 09's smoke settings
+    (training takes seconds there, minutes at the defaults).
+
     Examples
     --------
-    >>> chain = run_chain(ChainConfig(n_tweets=200, words_per_emotion=1, names_per_group=1, noun_phrases=1,
-    ...                               head_epochs=1, token_epochs=1, max_vocab=500, n_members=20))  # doctest: +SKIP
+    >>> ChainConfig(seed=1).cache_key() != ChainConfig(seed=2).cache_key(), len(ChainConfig().cache_key())
+    (True, 16)
     """
     import torch
 
     from workbench.privacy.attacks import per_example_loss
     from workbench.fairness.classifier import positivity
 
-    if not isinstance(config, ChainConfig):
-        raise ValueError(f"The 'config' parameter of run_chain must be a ChainConfig. Got {type(config).__name__} instead.")
+    check(config, InstanceOf(ChainConfig), name="config", owner="run_chain")
     start = time.perf_counter()
     tweets, old_idx, all_idx, eval_idx, texts, labels, groups = _evaluation_rows(config)
     path = _cache_path(config)
