@@ -36,6 +36,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from workbench.validation import Interval, Options, Seq, check, check_fields
+
 __all__ = [
     "PREFIXES",
     "Canary",
@@ -72,10 +74,7 @@ EXTRACTION_METHODS = ("softmax", "gumbel")
 
 
 def _int(name: str, value, *, owner: str, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low or (high is not None and value > high):
-        rng = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"The '{name}' parameter of {owner} must be an int {rng}. Got {value!r} instead.")
-    return int(value)
+    return check(value, Interval(int, low, high), name=name, owner=owner)
 
 
 @dataclass(frozen=True)
@@ -94,11 +93,8 @@ class Canary:
     repetitions: int
 
     def __post_init__(self):
-        if not self.code or not all(isinstance(d, (int, np.integer)) and 0 <= d <= 9 for d in self.code):
-            raise ValueError(f"The 'code' parameter of Canary must be a non-empty tuple of digits 0-9. Got {self.code!r} instead.")
-        object.__setattr__(self, "code", tuple(int(d) for d in self.code))
-        _int("repetitions", self.repetitions, owner="Canary", low=1)
-        _int("label", self.label, owner="Canary", low=0)
+        check_fields(self, code=Seq(Interval(int, 0, 9), min_len=1), repetitions=Interval(int, 1, None),
+                     label=Interval(int, 0, None))
         if not self.prefix.strip() or any(ch.isdigit() for ch in self.prefix):
             raise ValueError(f"The 'prefix' parameter of Canary must be non-empty text without digits. Got {self.prefix!r} instead.")
 
@@ -131,11 +127,10 @@ def make_canaries(*, repetitions: Sequence[int], n_digits: int = 6, label: int |
     >>> make_canaries(repetitions=[0])
     Traceback (most recent call last):
     ...
-    ValueError: The 'repetitions' parameter of make_canaries must hold ints >= 1. Got [0] instead.
+    workbench.validation.InvalidParameterError: The 'repetitions' parameter of make_canaries must be a non-empty list or tuple of an int >= 1. Got [0] instead.
     """
-    reps = list(repetitions) if not isinstance(repetitions, (int, np.integer)) else [repetitions]
-    if not reps or any(isinstance(r, bool) or not isinstance(r, (int, np.integer)) or r < 1 for r in reps):
-        raise ValueError(f"The 'repetitions' parameter of make_canaries must hold ints >= 1. Got {reps!r} instead.")
+    reps = [repetitions] if isinstance(repetitions, (int, np.integer)) else list(repetitions)
+    reps = list(check(reps, Seq(Interval(int, 1, None), min_len=1), name="repetitions", owner="make_canaries"))
     n_digits = _int("n_digits", n_digits, owner="make_canaries", low=1, high=12)
     if len(reps) > len(prefixes):
         raise ValueError(f"make_canaries has {len(prefixes)} prefixes for {len(reps)} canaries; pass more 'prefixes'.")
@@ -314,8 +309,7 @@ def extrapolated_exposure(model: nn.Module, *, canary: Canary, vocab, n_samples:
     """
     from scipy import stats
 
-    if statistic not in ("logit", "loss"):
-        raise ValueError(f"The 'statistic' parameter of extrapolated_exposure must be 'logit' or 'loss'. Got {statistic!r} instead.")
+    statistic = check(statistic, Options(("logit", "loss")), name="statistic", owner="extrapolated_exposure")
     n_samples = _int("n_samples", n_samples, owner="extrapolated_exposure", low=20)
     rng = np.random.default_rng(seed)
     codes = rng.integers(0, 10, (n_samples, canary.n_digits))
@@ -412,8 +406,7 @@ def extract_canary(
     Hundreds of tiny optimisation steps: on a busy CPU ``torch.set_num_threads(1)`` makes this several times
     faster (measured here: 0.5 s vs 17 s per canary with two threads on a loaded 2-core machine).
     """
-    if method not in EXTRACTION_METHODS:
-        raise ValueError(f"The 'method' parameter of extract_canary must be one of {EXTRACTION_METHODS}. Got {method!r} instead.")
+    method = check(method, Options(EXTRACTION_METHODS), name="method", owner="extract_canary")
     steps = _int("steps", steps, owner="extract_canary", low=1)
     restarts = _int("restarts", restarts, owner="extract_canary", low=1)
     t0, t1 = (float(t) for t in temperature)
