@@ -1,9 +1,9 @@
 """Shadow-model loop: seconds to train 64 shadow heads on frozen MiniLM features, and where the time goes.
 
 Times :func:`workbench.privacy.attacks.train_shadow_models` exactly as notebook 02's shadow-budget study calls it
-(:func:`workbench.privacy.studies.shadow_count_study`'s recipe: each shadow an MLP head trained with Adam on half of
-the pool, 30 epochs of 32, one torch thread) for each head in ``--heads`` (``linear``: 384 -> 3; ``mlp``:
-384 -> 256 -> 3), optionally with DP-SGD (``--dp``, the fast engine). It reports the total, the split between
+(:func:`workbench.privacy.studies.shadow_count_study`'s recipe: each shadow trained with Adam on half of the pool, 30
+epochs of 32, one torch thread) for each model in ``--heads`` (``linear``: 384 -> 3 on MiniLM features; ``mlp``:
+384 -> 256 -> 3; ``bag``: the bag of embeddings on 32 token ids, 5,000-word vocabulary, dimension 64), optionally with DP-SGD (``--dp``, the fast engine). It reports the total, the split between
 training and scoring (the loss and LiRA's phi of every candidate under every shadow), seconds per optimizer step,
 and a profile of one shadow's training (the functions with the most own time).
 
@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-HEADS = {"linear": (), "mlp": (256,)}
+HEADS = {"linear": (), "mlp": (256,), "bag": None}  # bag: the bag of embeddings on token ids (notebook 01's cheap model)
 
 
 def _pool(n: int, *, synthetic: bool, seed: int):
@@ -41,6 +41,13 @@ def _pool(n: int, *, synthetic: bool, seed: int):
 
     pool = load_attack_pool(n=n, seed=seed)
     return pool.X, pool.y
+
+
+def _tokens(n: int, *, seed: int):
+    from workbench.privacy.data import load_tweet_task
+
+    task = load_tweet_task(n=n, features="tokens", max_len=32, max_vocab=5000, val_fraction=0.01, seed=seed)
+    return task
 
 
 def _profile_one(train_fn, X, y, *, top: int = 8) -> list:
@@ -72,27 +79,33 @@ def main(argv=None) -> dict:
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "shadow_models.json"))
     args = parser.parse_args(argv)
 
-    import torch
-
     from workbench.privacy import attacks as A
     from workbench.privacy.accounting import noise_for_epsilon
     from workbench.privacy.studies.membership import _mlp_train_fn
     from workbench.results import atomic_write_text, library_versions
     from workbench.training import TrainConfig, torch_threads
 
-    X, y = _pool(args.pool, synthetic=args.synthetic, seed=args.seed)
-    n_train = len(X) // 2
-    steps_per_epoch = -(-n_train // args.batch_size)
-    sigma = None
-    if args.dp:
-        sigma = noise_for_epsilon(target_epsilon=8.0, sample_rate=1 / steps_per_epoch, steps=steps_per_epoch * args.epochs,
-                                  delta=1e-5)
+    from workbench.privacy.data import make_task_model
+    from workbench.privacy.studies.shadows import _model_train_fn
+
+    features = _pool(args.pool, synthetic=args.synthetic, seed=args.seed) if set(args.heads) - {"bag"} else None
+    task = _tokens(args.pool, seed=args.seed) if "bag" in args.heads else None
     rows = []
     with torch_threads(args.threads):
         for head in args.heads:
+            X, y = task.train if head == "bag" else features
+            n_train = len(X) // 2
+            steps_per_epoch = -(-n_train // args.batch_size)
+            sigma = None
+            if args.dp:  # epsilon 8 at delta 1e-5 over the whole training of one shadow
+                sigma = noise_for_epsilon(target_epsilon=8.0, sample_rate=1 / steps_per_epoch, steps=steps_per_epoch * args.epochs,
+                                          delta=1e-5)
             config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=3e-3 if args.dp else 1e-3, seed=args.seed)
-            train_fn = _mlp_train_fn(in_features=X.shape[1], n_classes=int(y.max()) + 1, config=config, hidden=HEADS[head],
-                                     noise_multiplier=sigma, delta=1e-5)
+            if head == "bag":
+                train_fn = _model_train_fn(lambda: make_task_model("bag", task), config=config, noise_multiplier=sigma, delta=1e-5)
+            else:
+                train_fn = _mlp_train_fn(in_features=X.shape[1], n_classes=int(y.max()) + 1, config=config, hidden=HEADS[head],
+                                         noise_multiplier=sigma, delta=1e-5)
             train_fn(X[:n_train], y[:n_train], seed=0)  # warm-up: first-call imports and allocations
             start = time.perf_counter()
             cpu = time.process_time()

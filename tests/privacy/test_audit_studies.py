@@ -145,3 +145,17 @@ def test_shadow_count_study_reads_prefixes_of_one_training():
     assert m["shadows/lira_online/k_4/auc"] == row.auc and len(m) == 3 * 4 * 3
     with pytest.raises(ValueError, match="'shadow_counts' parameter of ShadowStudyConfig"):
         S.ShadowStudyConfig(shadow_counts=(1,))
+
+
+def test_shadow_count_study_on_the_bag_model_with_dp_is_deterministic():
+    from workbench.privacy.data import load_tweet_task, make_task_model
+
+    task = load_tweet_task(n=80, features="tokens", max_len=8, max_vocab=300, seed=0)
+    cfg = S.ShadowStudyConfig(shadow_counts=(2, 4), epsilon=8.0, epochs=2, batch_size=16)
+    a = S.shadow_count_study(task.train, config=cfg, model_fn=lambda: make_task_model("bag", task, dim=8))
+    b = S.shadow_count_study(task.train, config=cfg, model_fn=lambda: make_task_model("bag", task, dim=8))
+    np.testing.assert_array_equal(a.shadows.phi, b.shadows.phi)
+    pd.testing.assert_frame_equal(a.table, b.table)
+    assert a.shadows.info[0]["epsilon"] == pytest.approx(8.0, rel=0.1)   # the shadows train with DP-SGD too
+    with pytest.raises(ValueError, match="'model_fn' parameter of shadow_count_study must be a callable"):
+        S.shadow_count_study(task.train, config=cfg, model_fn="bag")

@@ -96,7 +96,23 @@ class ShadowStudy:
     timings: dict = field(default_factory=dict)
 
 
-def shadow_count_study(data: tuple, *, config: ShadowStudyConfig = ShadowStudyConfig(), progress: bool = False) -> ShadowStudy:
+def _model_train_fn(model_fn, *, config, noise_multiplier: float | None, delta: float):
+    """``train_fn(X, y, *, seed) -> (model, {"epsilon"})`` for any ``model_fn()``: the target's recipe, seeded."""
+    import dataclasses
+
+    from ..dp import DPConfig, train
+
+    def train_fn(X, y, *, seed):
+        torch.manual_seed(seed)
+        dp = None if noise_multiplier is None else DPConfig(noise_multiplier=noise_multiplier, delta=delta)
+        res = train(model_fn(), (X, y), config=dataclasses.replace(config, seed=seed), dp=dp, progress=False)
+        return res.model, {"epsilon": res.epsilon}
+
+    return train_fn
+
+
+def shadow_count_study(data: tuple, *, config: ShadowStudyConfig = ShadowStudyConfig(), model_fn=None,
+                       progress: bool = False) -> ShadowStudy:
     """LiRA and RMIA (offline and online) against one target, with 2 to ``max(shadow_counts)`` shadow models.
 
     Steps (seeded by ``config.seed``): the target trains on a random half of the pool (drawn as in
@@ -107,8 +123,12 @@ def shadow_count_study(data: tuple, *, config: ShadowStudyConfig = ShadowStudyCo
     Parameters
     ----------
     data : (X, y)
-        The candidate pool: float features (n, d) and integer labels (n,).
+        The candidate pool: features (n, d) (float features, or token ids for a text model) and integer labels (n,).
     config : ShadowStudyConfig
+    model_fn : callable, optional
+        ``model_fn() -> torch.nn.Module``, a fresh untrained model (called after the seed is set), e.g. the bag of
+        embeddings on token ids: ``lambda: make_task_model("bag", task)``. Default: the MLP head of ``config.hidden``
+        on float features.
     progress : bool
         A progress bar over the shadow models.
 
@@ -127,6 +147,10 @@ def shadow_count_study(data: tuple, *, config: ShadowStudyConfig = ShadowStudyCo
     owner = "shadow_count_study"
     check(config, InstanceOf(ShadowStudyConfig), name="config", owner=owner)
     X, y = (torch.as_tensor(v) for v in data)
+    if model_fn is not None:
+        from workbench.validation import Callable
+
+        check(model_fn, Callable(), name="model_fn", owner=owner)
     if X.ndim != 2 or y.ndim != 1 or len(X) != len(y) or len(X) < 4:
         raise ValueError(f"The 'data' parameter of {owner} must be (X, y) with X of shape (n, d), y of shape (n,) and n >= 4. "
                          f"Got shapes {tuple(X.shape)} and {tuple(y.shape)} instead.")
@@ -143,8 +167,11 @@ def shadow_count_study(data: tuple, *, config: ShadowStudyConfig = ShadowStudyCo
         steps_per_epoch = -(-(n // 2) // config.batch_size)
         sigma = noise_for_epsilon(target_epsilon=config.epsilon, sample_rate=1 / steps_per_epoch,
                                   steps=steps_per_epoch * config.epochs, delta=config.delta)
-    train_fn = _mlp_train_fn(in_features=X.shape[1], n_classes=int(y.max()) + 1, config=train_config, hidden=config.hidden,
-                             noise_multiplier=sigma, delta=config.delta)
+    if model_fn is None:
+        train_fn = _mlp_train_fn(in_features=X.shape[1], n_classes=int(y.max()) + 1, config=train_config, hidden=config.hidden,
+                                 noise_multiplier=sigma, delta=config.delta)
+    else:
+        train_fn = _model_train_fn(model_fn, config=train_config, noise_multiplier=sigma, delta=config.delta)
     is_member = np.random.default_rng([config.seed, 7]).permutation(n) < n // 2
     start = time.perf_counter()
     target, _ = train_fn(X[is_member], y[is_member], seed=config.seed * 1000)
