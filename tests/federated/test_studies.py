@@ -75,7 +75,8 @@ def test_partition_and_privacy_studies(tiny):
     cfg, data = tiny
     table, sizes = S.partition_study(data, n_clients=20, alpha=0.1, min_partition_size=10)
     row = table.set_index("partition")
-    assert row.loc["dirichlet, min size 10", "min_size"] >= 10 and row.loc["iid", "label_skew_tv"] < row.loc["dirichlet (alpha 0.1)", "label_skew_tv"]
+    assert row.loc["dirichlet, min size 10", "min_size"] >= 10 and row.loc["quantity, min size 10", "min_size"] >= 10
+    assert row.loc["quantity (alpha 0.1)", "min_size"] < 10 and row.loc["iid", "label_skew_tv"] < row.loc["dirichlet (alpha 0.1)", "label_skew_tv"]
     clients, summary = S.client_privacy_study(data, cfg, noise_multiplier=1.0, clip=1.0, run=False, progress=False)
     s = summary.set_index("strategy")
     assert s.loc["activity", "heavy_users_epsilon_median"] > s.loc["uniform", "heavy_users_epsilon_median"]

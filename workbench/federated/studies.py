@@ -295,8 +295,8 @@ def seed_intervals(table: pd.DataFrame, *, metric: str, baseline: str = "uniform
 
 def partition_study(data: FederatedData, *, n_clients: int, alpha: float = 0.1, min_partition_size: int = 10,
                     seed: int = 0) -> tuple[pd.DataFrame, dict]:
-    """FedNLP's partitions of ``data``'s training samples side by side: IID, label-Dirichlet (without and with a
-    minimum partition size), quantity skew and, for float features (the tweets' MiniLM features), k-means
+    """FedNLP's partitions of ``data``'s training samples side by side: IID, label-Dirichlet and quantity skew
+    (each without and with a minimum partition size) and, for float features (the tweets' MiniLM features), k-means
     topic clusters.
 
     Returns the :func:`~workbench.federated.partition.partition_stats` table (one row per partition) and the
@@ -312,6 +312,8 @@ def partition_study(data: FederatedData, *, n_clients: int, alpha: float = 0.1, 
         f"dirichlet, min size {min_partition_size}": dirichlet_partition(
             labels, n_clients=n_clients, alpha=alpha, seed=seed, min_partition_size=min_partition_size, min_size_method="top_up"),
         f"quantity (alpha {alpha:g})": quantity_partition(n, n_clients=n_clients, alpha=alpha, seed=seed),
+        f"quantity, min size {min_partition_size}": quantity_partition(n, n_clients=n_clients, alpha=alpha, seed=seed,
+                                                                     min_size=min_partition_size),
     }
     if features is not None:
         parts["k-means topics"] = kmeans_partition(np.asarray(features), n_clients=n_clients, seed=seed)
