@@ -11,6 +11,7 @@ import ipywidgets as widgets
 
 from workbench.federated.selection import STRATEGIES
 from workbench.federated.simulation import FedConfig, FederatedData, run_fedavg
+from workbench.federated.strategies import SERVER_STRATEGIES
 from workbench.federated.tasks import make_model_fn
 from workbench.plots.federated import participation_figure, rounds_figure
 from workbench.widgets._display import show as show_in
@@ -21,7 +22,7 @@ __all__ = ["federated_panel", "study_panel"]
 def federated_panel(data_fn: Callable[[float], FederatedData], *, rounds: int = 20, strategy: str = "activity",
                     clients_per_round: int = 10, alpha: float = 0.5, local_epochs: int = 1,
                     max_local_steps: int | None = 20, batch_size: int = 32, client_lr: float = 0.5,
-                    seed: int = 0, uses_alpha: bool = True) -> widgets.Widget:
+                    seed: int = 0, uses_alpha: bool = True, server: str = "fedavg") -> widgets.Widget:
     """A panel that runs FedAvg with the chosen settings and overlays the accuracy curves of each run.
 
     Parameters
@@ -29,8 +30,8 @@ def federated_panel(data_fn: Callable[[float], FederatedData], *, rounds: int = 
     data_fn : callable
         ``alpha -> FederatedData`` (the Dirichlet concentration only matters for label-skew partitions;
         pass ``uses_alpha=False`` for natural partitions such as Shakespeare speakers).
-    rounds, strategy, clients_per_round, alpha, local_epochs, max_local_steps, batch_size, client_lr, seed
-        Starting values / fixed settings of the runs.
+    rounds, strategy, clients_per_round, alpha, local_epochs, max_local_steps, batch_size, client_lr, seed, server
+        Starting values / fixed settings of the runs (``server``: the server step, e.g. ``"fedadam"``).
 
     Returns
     -------
@@ -38,6 +39,7 @@ def federated_panel(data_fn: Callable[[float], FederatedData], *, rounds: int = 
         Controls, a live accuracy-vs-round figure (one line per run) and a participation figure.
     """
     strategy_w = widgets.Dropdown(options=sorted(STRATEGIES), value=strategy, description="strategy")
+    server_w = widgets.Dropdown(options=sorted(SERVER_STRATEGIES), value=server, description="server")
     k_w = widgets.IntSlider(value=clients_per_round, min=1, max=50, description="clients/round")
     alpha_w = widgets.FloatLogSlider(value=alpha, base=10, min=-2, max=3, step=0.25, description="alpha",
                                      disabled=not uses_alpha)
@@ -64,8 +66,8 @@ def federated_panel(data_fn: Callable[[float], FederatedData], *, rounds: int = 
             k = min(k_w.value, int((data.train.sizes > 0).sum()))
             cfg = FedConfig(rounds=rounds, clients_per_round=k, strategy=strategy_w.value, local_epochs=epochs_w.value,
                             max_local_steps=max_local_steps, batch_size=batch_size, client_lr=client_lr,
-                            eval_every=max(1, rounds // 10), seed=seed)
-            name = f"{strategy_w.value}, k={k}, E={epochs_w.value}" + (f", alpha={a:g}" if uses_alpha else "")
+                            eval_every=max(1, rounds // 10), seed=seed, server=server_w.value)
+            name = f"{strategy_w.value}, {server_w.value}, k={k}, E={epochs_w.value}" + (f", alpha={a:g}" if uses_alpha else "")
             runs[name] = []
 
             def live(row):
@@ -90,7 +92,7 @@ def federated_panel(data_fn: Callable[[float], FederatedData], *, rounds: int = 
 
     button.on_click(on_run)
     clear.on_click(on_clear)
-    controls = widgets.VBox([widgets.HBox([strategy_w, k_w]), widgets.HBox([alpha_w, epochs_w]),
+    controls = widgets.VBox([widgets.HBox([strategy_w, server_w, k_w]), widgets.HBox([alpha_w, epochs_w]),
                              widgets.HBox([button, clear, status])])
     return widgets.VBox([controls, curves_out, who_out])
 
@@ -107,4 +109,5 @@ def study_panel(config, data: FederatedData) -> widgets.Widget:
     return federated_panel(data_fn, rounds=config.rounds, clients_per_round=config.clients_per_round, alpha=config.alpha,
                            local_epochs=config.local_epochs, max_local_steps=config.max_local_steps,
                            batch_size=config.batch_size, client_lr=config.client_lr, seed=config.seed, uses_alpha=tweets,
-                           strategy="activity" if "activity" in config.strategies else config.strategies[0])
+                           strategy="activity" if "activity" in config.strategies else config.strategies[0],
+                           server=config.server)
