@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 def _start(tmp_path, *, jobs=2, tags=(1, 2, 3), name="runs"):
     grid = tmp_path / "grid.yaml"
-    grid.write_text(f"TAG: {list(tags)}\n")
+    grid.write_text(f"TAG: {list(tags)}\n" if len(tags) > 1 else f"TAG: {tags[0]}\n")
     args = [sys.executable, "-m", "workbench", "run", str(SLEEPY), "--grid", str(grid), "--jobs", str(jobs),
             "-p", "LOG", str(tmp_path / "log"), "-p", "RELEASE", str(tmp_path / "release"), "--output", str(tmp_path / name)]
     # a session of its own, like a terminal's foreground job: Ctrl-C goes to the whole process group
@@ -125,3 +125,17 @@ def test_two_runners_at_once_never_run_the_same_run_twice(tmp_path):
         assert events[("start", tag)] == 1 and events[("end", tag)] == 1, (events, out1, out2)
     assert "locked" in out2  # the second runner found run 1 being executed and left it alone
     assert {first.returncode, second.returncode} <= {0, 1}
+
+
+def test_ctrl_c_on_a_single_run_stops_its_kernel(tmp_path):
+    """One run executes in the runner's own process (no worker): Ctrl-C still stops its kernel and says so."""
+    proc = _start(tmp_path, jobs=1, tags=(5,))
+    _wait_for_starts(tmp_path, 1, proc)
+    children = _tree(proc.pid)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert "Interrupted. 0 run(s) finished (kept), 1 interrupted" in err and "Resume with:" in err
+    assert not _all_gone(children), "the kernel outlived the interrupted run"
+    (record,) = (tmp_path / "runs" / "sleepy").glob("*/record.json")
+    assert load_record(record)["status"] == "interrupted"

@@ -83,7 +83,8 @@ def _cmd_run(args) -> int:
 
         def progress(result):
             total["n"] += 1
-            extra = f" (cell {result.failing_cell}: {result.error.splitlines()[0]})" if result.error else ""
+            where = f"cell {result.failing_cell}: " if result.failing_cell is not None else ""
+            extra = f" ({where}{result.error.splitlines()[0]})" if result.error else ""
             print(f"[{total['n']}] {result.status:9s} {result.spec.name}  {result.seconds:.1f}s{extra}", flush=True)
 
         results = run_notebooks(

@@ -5,6 +5,14 @@ the runner ends, however it ends (``prctl(PR_SET_PDEATHSIG)``); elsewhere a watc
 is gone. Jupyter kernels run in their own session but poll their parent (``JPY_PARENT_PID``) and exit within
 a second of their worker, so nothing outlives a killed runner. On Ctrl-C the runner stops its workers and their
 kernels itself with :func:`stop_tree`.
+
+Examples
+--------
+>>> import subprocess, sys
+>>> child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+>>> stop_tree([child.pid]), child.wait()
+([], -9)
+
 """
 from __future__ import annotations
 
@@ -65,27 +73,21 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def stop_tree(pids: list[int], *, grace: float = 3.0) -> list[int]:
-    """Send ``SIGTERM`` to each process in ``pids`` and to all their descendants, then ``SIGKILL`` whatever is
-    still alive after ``grace`` seconds. Returns the ids that had to be killed."""
+def stop_tree(pids: list[int], *, wait: float = 5.0) -> list[int]:
+    """Kill each process in ``pids`` and all their descendants (``SIGKILL``: workers and kernels hold nothing that
+    needs a clean exit, their run claims are released by the OS, and a kernel told to stop politely can print
+    tracebacks about its closing sockets). Waits up to ``wait`` seconds for them to be gone; returns the ids
+    still alive after that (normally none)."""
     everyone: list[int] = []
     for pid in pids:
         everyone.extend(descendants(pid))
         everyone.append(pid)
     for pid in everyone:
         try:
-            os.kill(pid, signal.SIGTERM)
+            os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
-    deadline = time.monotonic() + grace
+    deadline = time.monotonic() + wait
     while time.monotonic() < deadline and any(_alive(p) for p in everyone):
         time.sleep(0.05)
-    killed = []
-    for pid in everyone:
-        if _alive(pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-            except OSError:
-                pass
-    return killed
+    return [p for p in everyone if _alive(p)]

@@ -383,6 +383,9 @@ def _completed(spec: RunSpec) -> dict | None:
     return rec if rec.get("status") == "completed" and rec.get("extra", {}).get("runner", {}).get("finished") else None
 
 
+_KERNELS: set[int] = set()  # process ids of the kernels this process started
+
+
 def _kernel_manager_class():
     """A kernel manager talking to the kernel over IPC (Unix sockets) instead of TCP ports.
 
@@ -401,6 +404,12 @@ def _kernel_manager_class():
                 kwargs.setdefault("transport", "ipc")
                 kwargs.setdefault("ip", os.path.join(tempfile.gettempdir(), f"workbench-kernel-{uuid.uuid4().hex[:12]}"))
             super().__init__(**kwargs)
+
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            await super()._async_launch_kernel(kernel_cmd, **kw)
+            process = getattr(self.provisioner, "process", None)
+            if process is not None:  # remembered so Ctrl-C can stop it (see _run_here)
+                _KERNELS.add(process.pid)
 
     return IPCKernelManager
 
@@ -584,6 +593,8 @@ def run_notebooks(
                 pass
             elif executor == "dask":
                 _run_dask(specs, pending, args, address, record)
+            elif jobs == 1 and len(pending) == 1:  # one run: in this process (no worker to start)
+                _run_here(specs, pending[0], args, record)
             else:
                 _run_processes(specs, pending, args, jobs, record)
     except KeyboardInterrupt as exc:
@@ -652,6 +663,34 @@ def _worker_init(jobs: int, runner_pid: int) -> None:
     _share_cores(jobs)
 
 
+def _run_here(specs, i, args, record) -> None:
+    """Run one run in this process; on Ctrl-C stop the kernel it started and mark the run as stopped."""
+    import signal
+    import threading
+
+    from ._processes import descendants, stop_tree
+
+    def stop_kernels():
+        mine = set(descendants(os.getpid()))
+        stop_tree([pid for pid in _KERNELS if pid in mine])
+
+    def on_interrupt(signum, frame):  # kill the kernel first, so it never sees its run being torn down
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        stop_kernels()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_interrupt) if threading.current_thread() is threading.main_thread() else None
+    try:
+        record(i, _execute_quietly(specs[i], *args))
+    except KeyboardInterrupt as exc:
+        stop_kernels()
+        exc.stopped = {i}
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
 def _run_processes(specs, pending, args, jobs, record) -> None:
     """Run ``pending`` in worker processes (spawned, ``jobs`` at a time; one worker for ``jobs=1``).
 
@@ -714,7 +753,7 @@ def summary_table(results: Iterable[RunResult], *, max_metrics: int = 3) -> str:
     results = list(results)
     rows = [("run", "status", "seconds", "metrics / error")]
     for r in results:
-        if r.status == "failed":
+        if r.status in ("failed", "locked", "interrupted"):
             where = f"cell {r.failing_cell}: " if r.failing_cell is not None else ""
             detail = where + (r.error or "").splitlines()[0] if r.error else where
         else:
@@ -724,7 +763,9 @@ def summary_table(results: Iterable[RunResult], *, max_metrics: int = 3) -> str:
     lines = ["  ".join(row[i].ljust(widths[i]) for i in range(3)) + "  " + row[3] for row in rows]
     lines.insert(1, "-" * min(120, max(len(line) for line in lines)))
     counts = {s: sum(r.status == s for r in results) for s in ("completed", "skipped", "failed")}
-    lines.append(f"{counts['completed']} completed, {counts['skipped']} skipped (already done), {counts['failed']} failed")
+    locked = sum(r.status == "locked" for r in results)
+    lines.append(f"{counts['completed']} completed, {counts['skipped']} skipped (already done), {counts['failed']} failed"
+                 + (f", {locked} locked (being executed by another runner; run the command again once it is done)" if locked else ""))
     return "\n".join(lines)
 
 
