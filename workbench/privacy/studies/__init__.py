@@ -8,7 +8,8 @@ Notebook 02 (practical privacy)
     DP target per epsilon, shadow models, six attacks) -> :func:`theory_vs_practice` (the measured ROCs
     against the (epsilon, delta)-DP region) ; :func:`one_run_audit_study` (an epsilon lower bound from one training
     run per model) -> :func:`audit_vs_promise` (promised vs audited epsilon next to the TPR at low FPR) ;
-    :func:`shadow_count_study` (LiRA and RMIA against 2 to 64 shadow models) ; :func:`canary_study` (secrets inserted into tweets, four training
+    :func:`shadow_count_study` (LiRA and RMIA against 2 to 64 shadow models) ; :func:`transformer_audit_study` (the
+    one-run audit of MiniLM fine-tuned with and without DP) ; :func:`canary_study` (secrets inserted into tweets, four training
     variants, exposure and extraction) ; :func:`attack_study_record` (the run record's config, metrics, timings
     and tables, with :func:`membership_metrics` and :func:`canary_metrics`).
 Notebook 01 (DP vs non-DP)
@@ -28,6 +29,7 @@ from .membership import (AttackPool, MembershipStudy, MembershipStudyConfig, loa
 from .records import attack_study_record
 from .shadows import SHADOW_ATTACKS, ShadowStudy, ShadowStudyConfig, shadow_count_study, shadow_metrics
 from .theory import TheoryVsPractice, theory_vs_practice
+from .transformer_audit import TransformerAudit, TransformerAuditConfig, transformer_audit_study
 from .training import dp_study_metrics, engine_timings
 
 __all__ = [
@@ -56,6 +58,9 @@ __all__ = [
     "ShadowStudy",
     "shadow_count_study",
     "shadow_metrics",
+    "TransformerAuditConfig",
+    "TransformerAudit",
+    "transformer_audit_study",
     "engine_timings",
     "dp_study_metrics",
 ]
