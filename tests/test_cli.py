@@ -60,10 +60,15 @@ def test_bad_input_gives_clear_messages_and_exit_code_2(tmp_path):
         assert "Traceback" not in proc.stderr
 
 
-def test_collect_to_an_unwritable_csv_path_is_a_clear_error(tmp_path):
+def test_collect_lists_broken_records_and_reports_an_unwritable_csv_path(tmp_path):
     from workbench.results import save_record
 
     save_record(tmp_path / "runs" / "nb" / "default", notebook="nb", metrics={"auc": 0.5})
+    (tmp_path / "runs" / "nb" / "odd").mkdir()
+    (tmp_path / "runs" / "nb" / "odd" / "record.json").write_text("[1, 2]")  # valid JSON, wrong shape
+    proc = cli("collect", tmp_path / "runs")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr
+    assert "broken record:" in proc.stderr and "holds a list, not a record" in proc.stderr and "0.5" in proc.stdout
     blocker = tmp_path / "file"
     blocker.write_text("x")
     proc = cli("collect", tmp_path / "runs", "--csv", blocker / "all.csv")
