@@ -35,19 +35,27 @@ def encoder():
     return load_encoder("minilm")
 
 
+_BASE = {}
+
+
 def minilm(encoder, *, layers=2, attention="sdpa", pooler=True):
     """MiniLM's configuration and real weights, first ``layers`` encoder layers, float64, dropout off (train mode: Opacus
     records activations only in train mode)."""
     from transformers import BertModel
 
-    config = copy.deepcopy(encoder.model.config)
-    config.num_hidden_layers = layers
-    config._attn_implementation = attention
-    config.hidden_dropout_prob = config.attention_probs_dropout_prob = 0.0
-    model = BertModel(config, add_pooling_layer=pooler)
-    missing, _ = model.load_state_dict(encoder.model.state_dict(), strict=False)
-    assert not missing
-    return model.double().train()
+    if layers not in _BASE:  # built once per depth (random initialisation of 22M parameters is slow), then copied
+        config = copy.deepcopy(encoder.model.config)
+        config.num_hidden_layers = layers
+        config.hidden_dropout_prob = config.attention_probs_dropout_prob = 0.0
+        model = BertModel(config, add_pooling_layer=True)
+        missing, _ = model.load_state_dict(encoder.model.state_dict(), strict=False)
+        assert not missing
+        _BASE[layers] = model.double()
+    model = copy.deepcopy(_BASE[layers]).train()
+    model.config._attn_implementation = attention
+    if not pooler:
+        model.pooler = None  # what BertModel(config, add_pooling_layer=False) builds
+    return model
 
 
 class Classifier(nn.Module):
@@ -78,6 +86,18 @@ def batch(encoder):
     return {"input_ids": tok["input_ids"], "attention_mask": tok["attention_mask"]}, LABELS
 
 
+WORDS = "bert.embeddings.word_embeddings.weight"  # 30,522 x 384: compared on the rows of the batch's tokens only
+
+
+def used_rows(x):
+    return torch.unique(x["input_ids"])
+
+
+def compress(name, grad, x, *, dim=0):
+    """The word-embedding gradient on the rows of the batch's tokens (every other row is zero; checked separately)."""
+    return grad.index_select(dim, used_rows(x)) if name == WORDS else grad
+
+
 def per_sample_grads(model, x, y):
     """``{name: (N, *shape)}``: each sample's gradient of its own loss, alone and unpadded, by plain autograd."""
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
@@ -88,7 +108,7 @@ def per_sample_grads(model, x, y):
         grads = torch.autograd.grad(nn.functional.cross_entropy(model(**xi), y[i : i + 1]), [p for _, p in named],
                                     allow_unused=True)
         for (n, p), g in zip(named, grads):
-            out[n].append(torch.zeros_like(p) if g is None else g)
+            out[n].append(compress(n, torch.zeros_like(p) if g is None else g, x))
     return {n: torch.stack(v) for n, v in out.items()}
 
 
@@ -101,23 +121,32 @@ def clip_and_sum(grads, groups, bounds):
     return summed, factor, sq
 
 
-def assert_grads_equal(model, expected, *, rtol=1e-6):
+def assert_grads_equal(model, expected, *, rtol=1e-6, x=None):
     """Every trainable parameter's ``.grad`` equals ``expected`` within ``rtol`` of the whole gradient's scale (a few
-    entries are zero in exact arithmetic, e.g. attention's key bias, whose gradient is rounding noise ~1e-18)."""
+    entries are zero in exact arithmetic, e.g. attention's key bias, whose gradient is rounding noise ~1e-18). With
+    ``x``, the word embeddings' expected gradient holds the rows of ``x``'s tokens only, and all others must be 0."""
     scale = max(float(g.abs().max()) for g in expected.values())
     for name, p in model.named_parameters():
         if name in expected:
-            torch.testing.assert_close(p.grad, expected[name], rtol=rtol, atol=1e-9 * scale, msg=name)
+            got = p.grad
+            if name == WORDS and x is not None:
+                rest = got.clone()
+                rest[used_rows(x)] = 0
+                assert rest.abs().max() == 0, "gradient on rows of tokens the batch does not hold"
+                got = compress(name, got, x)
+            assert got.shape == expected[name].shape, name
+            error = float(((got - expected[name]).abs() - rtol * expected[name].abs()).max())  # one pass: 4M entries
+            assert error <= 1e-9 * scale, f"{name}: off by {error:.3g} beyond rtol={rtol}"
 
 
 @pytest.mark.parametrize(
-    "attention, pooler, use_pooler, kernel",
-    [("sdpa", True, False, "numba"), ("eager", False, False, "torch"), ("sdpa", True, True, "numba")],
+    "attention, pooler, use_pooler, kernel, layers",
+    [("sdpa", True, False, "numba", 2), ("eager", False, False, "torch", 1), ("sdpa", True, True, "numba", 1)],
     ids=["sdpa-unused-pooler", "eager-no-pooler-torch-kernel", "sdpa-head-on-pooler"],
 )
-def test_clipped_sum_and_norms_equal_per_sample_loop(encoder, batch, attention, pooler, use_pooler, kernel):
+def test_clipped_sum_and_norms_equal_per_sample_loop(encoder, batch, attention, pooler, use_pooler, kernel, layers):
     x, y = batch
-    model = Classifier(minilm(encoder, attention=attention, pooler=pooler), use_pooler=use_pooler)
+    model = Classifier(minilm(encoder, layers=layers, attention=attention, pooler=pooler), use_pooler=use_pooler)
     grads = per_sample_grads(model, x, y)
     full = torch.sqrt(sum(g.flatten(1).pow(2).sum(1) for g in grads.values()))
     clip = float(full.median())  # some samples clipped, some not
@@ -134,7 +163,7 @@ def test_clipped_sum_and_norms_equal_per_sample_loop(encoder, batch, attention, 
     torch.testing.assert_close(out["norms"], full, rtol=1e-9, atol=0)
     assert (out["clip_factors"] < 1).any() and (out["clip_factors"] == 1).any()
     expected, _, _ = clip_and_sum(grads, {n: "all" for n in grads}, {"all": clip})
-    assert_grads_equal(model, expected)
+    assert_grads_equal(model, expected, x=x)
     if pooler and not use_pooler:
         assert model.bert.pooler.dense.weight.grad.abs().max() == 0  # unused pooler: zero gradient, no error
 
@@ -145,7 +174,7 @@ def test_equals_opacus_hooks_with_its_workarounds(encoder, batch):
     from opacus.optimizers import DPOptimizer
 
     x, y = batch
-    model = Classifier(minilm(encoder, attention="eager", pooler=False), per_sample_ids=True)
+    model = Classifier(minilm(encoder, layers=1, attention="eager", pooler=False), per_sample_ids=True)
     twin = copy.deepcopy(model)
     clip = 5.0
     engine = GhostClippingEngine(model, max_grad_norm=clip)
@@ -157,9 +186,9 @@ def test_equals_opacus_hooks_with_its_workarounds(encoder, batch):
                       expected_batch_size=len(y))
     nn.functional.cross_entropy(gsm(**x), y).backward()
     opt.clip_and_accumulate()
-    expected = {n: q.summed_grad for n, q in twin.named_parameters()}
+    expected = {n: compress(n, q.summed_grad, x) for n, q in twin.named_parameters()}
     gsm._close()
-    assert_grads_equal(model, expected)
+    assert_grads_equal(model, expected, x=x)
 
 
 def test_per_layer_clipping_matches_its_definition(encoder, batch):
@@ -176,7 +205,7 @@ def test_per_layer_clipping_matches_its_definition(encoder, batch):
     assert sum(c * c for c in engine.group_max_norms) == pytest.approx(clip ** 2)
     assert all(c == pytest.approx(clip / len(engine.groups) ** 0.5) for c in engine.group_max_norms)
     expected, factor, sq = clip_and_sum(grads, layer_of, bounds)
-    assert_grads_equal(model, expected)
+    assert_grads_equal(model, expected, x=x)
     k = {g: i for i, g in enumerate(engine.groups)}
     for g in engine.groups:
         torch.testing.assert_close(out["group_norms"][:, k[g]], sq[g].sqrt(), rtol=1e-6, atol=1e-12)
@@ -202,7 +231,7 @@ def test_user_groups_with_a_budget_split(encoder, batch):
     assert engine.groups == ("embeddings", "encoder", "head")
     assert engine.group_max_norms == pytest.approx((1.0, 2 ** 0.5, 1.0))
     expected, _, _ = clip_and_sum(grads, {n: group(n) for n in grads}, dict(zip(engine.groups, engine.group_max_norms)))
-    assert_grads_equal(model, expected)
+    assert_grads_equal(model, expected, x=x)
 
 
 @pytest.mark.parametrize("part, k", [("bias", 0), ("last_layers", 1), ("head", 0)])
@@ -227,7 +256,7 @@ def test_trainable_parts_are_exactly_what_is_clipped(encoder, batch, part, k):
     full = torch.sqrt(sum(g.flatten(1).pow(2).sum(1) for g in grads.values()))
     torch.testing.assert_close(out["norms"], full, rtol=1e-9, atol=0)  # norms over exactly the selected parameters
     expected, _, _ = clip_and_sum(grads, {n: "all" for n in grads}, {"all": 0.5})
-    assert_grads_equal(model, expected)
+    assert_grads_equal(model, expected, x=x)
     for n, p in model.named_parameters():
         assert (p.grad is None) == (n not in names), n
 
@@ -390,3 +419,26 @@ def test_engine_options_are_validated(kwargs, match):
     model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
     with pytest.raises(ValueError, match=match):
         GhostClippingEngine(model, **kwargs)
+
+
+def test_physical_batch_slices_give_the_same_result(encoder, batch):
+    """max_physical_batch_size=2 on a batch of 5 (slices 2, 2, 1): the same norms, clip factors and clipped sum."""
+    x, y = batch
+    model = Classifier(minilm(encoder, layers=1, pooler=True))
+    results = {}
+    for size in (None, 2):
+        engine = GhostClippingEngine(model, max_grad_norm=3.0, max_physical_batch_size=size, clipping="per_layer")
+        by_param = engine.per_sample_norms(x, y, by_parameter=True)
+        out = engine.clipped_grad(x, y, scale=0.5)
+        engine.remove()
+        results[size] = (by_param, out, {n: p.grad.clone() for n, p in model.named_parameters()})
+        model.zero_grad(set_to_none=True)
+    (p1, o1, g1), (p2, o2, g2) = results[None], results[2]
+    assert p1.keys() == p2.keys() and o1.keys() == o2.keys()
+    for k in p1:
+        torch.testing.assert_close(p2[k], p1[k], rtol=1e-9, atol=1e-14)
+    for k in ("norms", "clip_factors", "group_norms"):
+        torch.testing.assert_close(o2[k], o1[k], rtol=1e-9, atol=1e-14)
+    assert o2["loss"] == pytest.approx(o1["loss"], rel=1e-12)
+    for n in g1:
+        torch.testing.assert_close(g2[n], g1[n], rtol=1e-9, atol=1e-14, msg=n)

@@ -205,6 +205,11 @@ class GhostClippingEngine:
         Group-wise clipping only: ``{group label: share > 0}`` for every group; group ``k`` gets
         ``C_k = C sqrt(s_k / sum_j s_j)``. By default every group gets ``C / sqrt(G)``. Either way
         ``sum_k C_k^2 = C^2``.
+    max_physical_batch_size : int, optional
+        Process a batch in slices of at most this many samples (forward, backward, norms and clipped sum per slice,
+        summed into ``.grad``): the same result, since each sample is clipped on its own, with the peak memory of a
+        smaller batch (book-keeping holds every layer's output gradient until the clip factors are known). The loss
+        must then be a mean of per-sample terms. ``None`` (default): the whole batch at once.
 
     Attributes
     ----------
@@ -229,13 +234,17 @@ class GhostClippingEngine:
     """
 
     def __init__(self, model: nn.Module, *, max_grad_norm: float, embedding_kernel: str = "auto",
-                 clipping: str | Callable = "flat", group_budget: Mapping | None = None):
+                 clipping: str | Callable = "flat", group_budget: Mapping | None = None,
+                 max_physical_batch_size: int | None = None):
         owner = "GhostClippingEngine"
         check(model, InstanceOf(nn.Module), name="model", owner=owner)
         self.max_grad_norm = check(max_grad_norm, Interval(float, 0, None, closed="neither"), name="max_grad_norm", owner=owner)
         embedding_kernel = check(embedding_kernel, Options(EMBEDDING_KERNELS), name="embedding_kernel", owner=owner)
         clipping = check(clipping, Options(tuple(CLIPPING_MODES)), CallableC(), name="clipping", owner=owner)
         check(group_budget, InstanceOf(Mapping), None, name="group_budget", owner=owner)
+        #: the most samples one forward/backward pass holds (None: the whole batch at once)
+        self.max_physical_batch_size = check(max_physical_batch_size, Interval(int, 1, None), None,
+                                             name="max_physical_batch_size", owner=owner)
         self._kernels = None
         if embedding_kernel in ("auto", "numba"):
             try:
@@ -370,15 +379,22 @@ class GhostClippingEngine:
     def per_sample_norms(self, x, y, *, loss_fn: Callable | None = None, by_parameter: bool = False):
         """Per-sample gradient norms (N,) of the mean loss's summands, or a dict ``{parameter name: (N,)}``."""
         loss_fn = loss_fn or nn.functional.cross_entropy
-        _, n, records = self._backward(x, y, loss_fn)
-        _, layers = self._prepared(records, n)
+        names = {}
+        for name, p in self.model.named_parameters():
+            names.setdefault(p, name)
+        parts = []
+        for xp, yp in self._parts(x, y):
+            _, n, records = self._backward(xp, yp, loss_fn)
+            _, layers = self._prepared(records, n)
+            if by_parameter:
+                parts.append({names[p]: v.sqrt() for *_, norms in layers for p, v in norms.items()})
+            else:
+                parts.append(self._group_sq(layers, n, self.parameters[0].dtype).sum(1).sqrt())
+        if len(parts) == 1:
+            return parts[0]
         if by_parameter:
-            names = {}
-            for name, p in self.model.named_parameters():
-                names.setdefault(p, name)
-            return {names[p]: v.sqrt() for *_, norms in layers for p, v in norms.items()}
-        dtype = self.parameters[0].dtype
-        return self._group_sq(layers, n, dtype).sum(1).sqrt()
+            return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+        return torch.cat(parts)
 
     def clipped_grad(self, x, y, *, loss_fn: Callable | None = None, scale: float = 1.0, accumulate: bool = False) -> dict:
         """Put ``scale`` times the sum over the batch of the clipped per-sample gradients into every ``.grad``.
@@ -403,6 +419,23 @@ class GhostClippingEngine:
             clipping; with group-wise clipping ``"clip_factors"`` is (N, G) and ``"group_norms"`` (N, G) is added.
         """
         loss_fn = loss_fn or nn.functional.cross_entropy
+        scale = check(scale, Interval(float, None, None), name="scale", owner="GhostClippingEngine.clipped_grad")
+        parts = [self._clip_part(xp, yp, loss_fn, scale, accumulate or k > 0) for k, (xp, yp) in enumerate(self._parts(x, y))]
+        sizes = [p["norms"].shape[0] for p in parts]
+        out = {"loss": sum(p["loss"] * m for p, m in zip(parts, sizes)) / max(sum(sizes), 1)}
+        for key in parts[0]:
+            if key != "loss":
+                out[key] = parts[0][key] if len(parts) == 1 else torch.cat([p[key] for p in parts])
+        return out
+
+    def _parts(self, x, y):
+        """The batch, or its slices of at most ``max_physical_batch_size`` samples (exact: clipping is per sample)."""
+        n, size = _batch_size(x), self.max_physical_batch_size
+        if size is None or n <= size:
+            return [(x, y)]
+        return [(_take(x, slice(i, i + size), n), _take(y, slice(i, i + size), n)) for i in range(0, n, size)]
+
+    def _clip_part(self, x, y, loss_fn, scale, accumulate) -> dict:
         loss, n, records = self._backward(x, y, loss_fn)
         ctx, layers = self._prepared(records, n)
         dtype = self.parameters[0].dtype
@@ -410,19 +443,39 @@ class GhostClippingEngine:
         group_norms = group_sq.sqrt()
         bounds = torch.tensor(self.group_max_norms, dtype=dtype)
         factors = (bounds / (group_norms + _CLIP_EPS)).clamp_(max=1.0)
-        for p in self.parameters:
-            if not accumulate or p.grad is None:
+        weights_by_group = (factors * scale).T.contiguous()  # (G, N): the scale rides along in the contractions
+        fresh = set()
+
+        def ready(p):  # a zero (or, with accumulate, the existing) gradient buffer, made only when its layer needs it
+            if (not accumulate or p.grad is None) and p not in fresh:
                 p.grad = torch.zeros_like(p)
-        weights_by_group = (factors * float(scale)).T.contiguous()  # (G, N): the scale rides along in the contractions
+                fresh.add(p)
+
         while layers:  # book-keeping: one contraction per layer; free each layer's records once it is done
             module, rule, data, norms = layers.pop(0)
+            for p in module.parameters(recurse=False):
+                if p.requires_grad:
+                    ready(p)
             weights = {p: weights_by_group[self._group_of[p]] for p in norms}
             rule.accumulate(module, data, weights, ctx)
             del data, norms
+        for p in self.parameters:  # layers that did not reach the loss (an unused pooler): zero gradient
+            ready(p)
         out = {"loss": loss, "norms": group_sq.sum(1).sqrt(), "clip_factors": factors[:, 0]}
         if self.clipping != "flat":
             out["clip_factors"], out["group_norms"] = factors, group_norms
         return out
+
+
+def _take(x, rows: slice, n: int):
+    """Rows ``rows`` of every batch-first tensor in ``x`` (a tensor, mapping or tuple); anything else as it is."""
+    if isinstance(x, torch.Tensor):
+        return x[rows] if x.dim() and x.shape[0] == n else x
+    if isinstance(x, Mapping):
+        return {k: _take(v, rows, n) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(_take(v, rows, n) for v in x)
+    return x
 
 
 def per_sample_grad_norms_reference(model: nn.Module, x, y, *, loss_fn: Callable | None = None) -> torch.Tensor:
