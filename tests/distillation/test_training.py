@@ -98,10 +98,15 @@ def test_distillation_moves_the_student_towards_the_teacher(tiny_data):
     teacher = _tiny_llama(layers=4)
     ids, mask = tiny_data
     t = teacher_targets(teacher, ids, attention_mask=mask, k=10, gender_ids=[3, 4], cache=False)
-    student = make_student(teacher, keep_every=2)
+    student = make_student(teacher, keep_every=2, freeze_embeddings=False)
     history = distill(student, t, epochs=15, batch_size=4, lr=1e-2, temperature=1.0, alpha=1.0, seed=0)
     first, last = np.mean([h["kl"] for h in history[:3]]), np.mean([h["kl"] for h in history[-3:]])
     assert last < 0.5 * first
     assert history[-1]["tokens"] == 15 * int(mask.sum())
-    again = make_student(teacher, keep_every=2)
+    again = make_student(teacher, keep_every=2, freeze_embeddings=False)
     assert distill(again, t, epochs=15, batch_size=4, lr=1e-2, temperature=1.0, alpha=1.0, seed=0) == history  # seeded
+    frozen = make_student(teacher, keep_every=2)  # the default: the tied embedding / head keeps the teacher's values
+    steps = distill(frozen, t, epochs=15, batch_size=4, lr=1e-2, temperature=1.0, alpha=1.0, seed=0)
+    assert torch.equal(frozen.get_input_embeddings().weight, teacher.get_input_embeddings().weight)
+    assert not torch.equal(frozen.model.layers[1].mlp.up_proj.weight, teacher.model.layers[2].mlp.up_proj.weight)
+    assert np.mean([h["kl"] for h in steps[-3:]]) < np.mean([h["kl"] for h in steps[:3]])

@@ -107,7 +107,7 @@ def sentiment_scorer(*, n_tweets: int = 2000, seed: int = 0):
 
     tweets = load_tweets(n=n_tweets, seed=seed)
     clf = train_sentiment_classifier(encode_texts(tweets.text.tolist(), progress=False), tweets.label_id.to_numpy(),
-                                     epochs=30, seed=seed)
+                                     epochs=30, batch_size=500, seed=seed)
 
     def score(texts) -> np.ndarray:
         texts = [t if t.strip() else "." for t in texts]

@@ -53,14 +53,14 @@ class DistillationStudyConfig:
     >>> DistillationStudyConfig(perturbation="max")
     Traceback (most recent call last):
     ...
-    workbench.validation.InvalidParameterError: The 'perturbation' parameter of DistillationStudyConfig must be one of ['equalize', 'swap']. Got 'max' instead.
+    workbench.validation.InvalidParameterError: The 'perturbation' parameter of DistillationStudyConfig must be one of ('equalize', 'swap'). Got 'max' instead.
     """
 
     sources: tuple = ("xsum", "wiki", "imdb")
     max_documents: int | None = 300
     seq_len: int = 64
-    n_train: int = 192
-    n_heldout: int = 32
+    n_train: int = 64
+    n_heldout: int = 16
     epochs: int = 1
     keep_every: int = 2
     top_k: int = 32
@@ -72,9 +72,9 @@ class DistillationStudyConfig:
     cda_mode: str = "one_sided"
     variants: tuple = tuple(VARIANTS)
     n_professions: int = 20
-    max_new_tokens: int = 24
+    max_new_tokens: int = 20
     n_bootstrap: int = 1000
-    n_tweets: int = 400
+    n_tweets: int = 200
     corpus_words: int = 1
     seed: int = 0
     progress: bool = False
@@ -219,6 +219,7 @@ def distillation_study(config: DistillationStudyConfig, *, keep_models: bool = T
         scored = score_continuations(prompts, texts, sentiment=sentiment).assign(model=variant)
         gaps = generation_gaps(scored, n_bootstrap=cfg.n_bootstrap, seed=cfg.seed).assign(model=variant)
         row = {"model": variant, "layers": int(model.config.num_hidden_layers), "parameters": count_parameters(model),
+               "trained_parameters": count_parameters(model, trainable=True) if variant != "teacher" else 0,
                "train_tokens": tokens, "perplexity": perplexity(model, heldout[0], attention_mask=heldout[1])}
         for g in gaps.itertuples():
             row[g.measure], row[f"{g.measure}_low"], row[f"{g.measure}_high"] = g.gap, g.low, g.high

@@ -64,7 +64,7 @@ def distill(student, targets: TeacherTargets, *, n_rows: int | None = None, epoc
     rng = np.random.default_rng(seed)
     order = np.concatenate([rng.permutation(n_rows) for _ in range(epochs)])
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    opt = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=0.0)
+    opt = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
     warm = max(1, len(batches) // 10)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warm, max(0.0, (len(batches) - s) / max(1, len(batches) - warm))))
