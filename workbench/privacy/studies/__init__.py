@@ -29,7 +29,7 @@ from .membership import (AttackPool, MembershipStudy, MembershipStudyConfig, loa
 from .records import attack_study_record
 from .shadows import SHADOW_ATTACKS, ShadowStudy, ShadowStudyConfig, shadow_count_study, shadow_metrics
 from .theory import TheoryVsPractice, theory_vs_practice
-from .transformer_audit import TransformerAudit, TransformerAuditConfig, transformer_audit_study
+from .transformer_audit import TransformerAudit, TransformerAuditConfig, transformer_audit_metrics, transformer_audit_study
 from .training import dp_study_metrics, engine_timings
 
 __all__ = [
@@ -61,6 +61,7 @@ __all__ = [
     "TransformerAuditConfig",
     "TransformerAudit",
     "transformer_audit_study",
+    "transformer_audit_metrics",
     "engine_timings",
     "dp_study_metrics",
 ]

@@ -7,10 +7,12 @@ from .canary import CanaryStudy, canary_metrics
 from .membership import AttackPool, MembershipStudy, membership_metrics
 from .shadows import ShadowStudy, shadow_metrics
 from .theory import TheoryVsPractice
+from .transformer_audit import TransformerAudit, transformer_audit_metrics
 
 
 def attack_study_record(mia: MembershipStudy, *, theory: TheoryVsPractice, canary: CanaryStudy, pool: AttackPool | None = None,
-                        audit: AuditStudy | None = None, shadows: ShadowStudy | None = None) -> dict:
+                        audit: AuditStudy | None = None, shadows: ShadowStudy | None = None,
+                        transformer: TransformerAudit | None = None) -> dict:
     """The ``config``, ``metrics``, ``timings`` and ``tables`` sections of notebook 02's run record, as keyword
     arguments of :func:`workbench.results.save_record`.
 
@@ -19,7 +21,8 @@ def attack_study_record(mia: MembershipStudy, *, theory: TheoryVsPractice, canar
     :func:`membership_metrics`, :func:`canary_metrics`, :func:`audit_metrics` and :func:`shadow_metrics` (all in the
     records' one naming scheme); ``timings``: the studies' (and the pool's) seconds; ``tables``: the full
     ``membership_inference``, ``bound_checks`` and ``canaries`` tables and, when given, ``theory_vs_practice``
-    (:func:`audit_vs_promise`), ``audit`` and ``shadow_budget``.
+    (:func:`audit_vs_promise`), ``audit``, ``shadow_budget`` and ``transformer_audit``; the fine-tuned transformer's
+    metrics are :func:`~.transformer_audit.transformer_audit_metrics`.
     """
     config = {"mia": mia.train_config, "mia_dp": mia.dp_train_config, "noise_multipliers": mia.noise_multipliers,
               "canaries": canary.config}
@@ -37,4 +40,9 @@ def attack_study_record(mia: MembershipStudy, *, theory: TheoryVsPractice, canar
         metrics.update(shadow_metrics(shadows.table))
         timings.update({f"shadow_study_{k}": v for k, v in shadows.timings.items()})
         tables["shadow_budget"] = shadows.table
+    if transformer is not None:
+        config["transformer_audit"] = transformer.config
+        metrics.update(transformer_audit_metrics(transformer.table))
+        timings.update(transformer.timings)
+        tables["transformer_audit"] = transformer.table
     return {"config": config, "metrics": metrics, "timings": timings, "tables": tables}

@@ -17,11 +17,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from workbench.results import metric_key
 from workbench.validation import Boolean, InstanceOf, Interval, Options, Seq, check, check_fields
 
 from .. import attacks as A
 from ..audit import one_run_audit
-from ._labels import NON_DP, _epsilon_label
+from ._labels import NON_DP, _epsilon_label, metric_label
 from .membership import TPR_COLUMNS
 
 _POSITIVE = Interval(float, 0, None, closed="neither")
@@ -54,9 +55,9 @@ class TransformerAuditConfig:
     n_canaries: int = 200
     mislabel: bool = True
     layers: int | None = 2
-    part: str = "all"
+    part: str = "last_layers"
     last_layers: int = 1
-    epochs: int = 3
+    epochs: int = 2
     batch_size: int = 32
     lr: float = 5e-4
     dp_lr: float = 2e-3
@@ -183,3 +184,27 @@ def transformer_audit_study(texts: Sequence[str], *, labels, val: tuple | None =
                                         "bound_holds", "guess_accuracy", *TPR_COLUMNS, "val_accuracy", "trainable"])
     return TransformerAudit(table=table, audits=audits, included=included, config=config,
                             timings={"transformer_audit_seconds": time.perf_counter() - start})
+
+
+def transformer_audit_metrics(table: pd.DataFrame) -> dict:
+    """Flat metrics of a :attr:`TransformerAudit.table` for a run record: ``transformer_audit/<model>/epsilon_lb``,
+    ``.../promised_epsilon`` (DP models only), ``.../tpr_at_fpr_0.01`` and ``.../val_accuracy``.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"model": ["non-DP", "eps=8"], "promised_epsilon": [float("nan"), 7.9], "audited_epsilon_lb": [0.5, 0.0],
+    ...                   "tpr_at_fpr_0.01": [0.03, 0.01], "val_accuracy": [0.6, 0.5]})
+    >>> sorted(transformer_audit_metrics(t))[:3]
+    ['transformer_audit/epsilon_8/epsilon_lb', 'transformer_audit/epsilon_8/promised_epsilon', 'transformer_audit/epsilon_8/tpr_at_fpr_0.01']
+    >>> "transformer_audit/non_dp/promised_epsilon" in transformer_audit_metrics(t)
+    False
+    """
+    metrics = {}
+    for r in table.to_dict("records"):
+        key = metric_key("transformer_audit", metric_label(r["model"]))
+        metrics[f"{key}/epsilon_lb"] = r["audited_epsilon_lb"]
+        if not pd.isna(r["promised_epsilon"]):
+            metrics[f"{key}/promised_epsilon"] = r["promised_epsilon"]
+        metrics[f"{key}/tpr_at_fpr_0.01"] = r["tpr_at_fpr_0.01"]
+        metrics[f"{key}/val_accuracy"] = r["val_accuracy"]
+    return metrics
