@@ -7,7 +7,8 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
-from ._checks import _int_at_least
+from workbench.validation import Interval, Options, Seq, check
+
 from ._labels import NON_DP
 
 
@@ -72,8 +73,8 @@ def engine_timings(tasks: Mapping[str, object], *, models: Sequence[str], engine
     if missing:
         raise ValueError(f"The 'tasks' parameter of engine_timings lacks the features {missing} that the models {list(models)} need. "
                          f"Got tasks for {sorted(tasks)}.")
-    _int_at_least("engine_timings", "samples", samples, 1)
-    _int_at_least("engine_timings", "repeats", repeats, 1)
+    samples = check(samples, Interval(int, 1, None), name="samples", owner="engine_timings")
+    repeats = check(repeats, Interval(int, 1, None), name="repeats", owner="engine_timings")
     config = dataclasses.replace(config or TrainConfig(), epochs=1)
     rows = []
     with torch_threads(threads):
@@ -95,27 +96,86 @@ def engine_timings(tasks: Mapping[str, object], *, models: Sequence[str], engine
     return pd.DataFrame(rows, columns=["model", "engine", "seconds_per_epoch", "slowdown", "note"])
 
 
+def finetune_timings(model_fn, train, *, engines: Sequence[str], config, samples: int = 64, noise_multiplier: float = 1.0,
+                     max_grad_norm: float = 1.0, delta: float = 1e-5, model: str = "minilm", threads: int | None = None) -> pd.DataFrame:
+    """Seconds per epoch of fine-tuning a fresh ``model_fn()`` on the first ``samples`` rows of ``train``, without DP and
+    with each engine (one epoch each, fixed batches so every engine sees the same ones), and the slowdown.
+
+    Same columns as :func:`engine_timings` (``model``, ``engine``, ``seconds_per_epoch``, ``slowdown``, ``note``);
+    ``train`` may be any dataset of :func:`workbench.privacy.dp.train` (e.g. a
+    :class:`~workbench.privacy.transformer.TokenizedTexts`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from workbench.models import MLP
+    >>> from workbench.training import TrainConfig
+    >>> X = torch.randn(32, 3); y = (X[:, 0] > 0).long()
+    >>> t = finetune_timings(lambda: MLP(in_features=3, out_features=2), (X, y), engines=["fast"], config=TrainConfig(batch_size=16),
+    ...                      samples=32, model="mlp")
+    >>> t.engine.tolist(), float(t.slowdown[0])
+    (['non-DP', 'fast'], 1.0)
+    """
+    from workbench.training import TensorData, as_dataset, torch_threads
+
+    from ..dp import ENGINES, DPConfig, train as train_model
+
+    owner = "finetune_timings"
+    engines = list(check(engines, Seq(Options(ENGINES)), name="engines", owner=owner))
+    samples = check(samples, Interval(int, 1, None), name="samples", owner=owner)
+    data = as_dataset(train, owner=owner)
+    subset = _Subset(data, min(samples, len(data)))
+    config = dataclasses.replace(config, epochs=1)
+    rows, base = [], None
+    with torch_threads(threads):
+        for engine in [NON_DP, *engines]:
+            dp = None if engine == NON_DP else DPConfig(noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm, delta=delta,
+                                                         engine=engine, poisson_sampling=False)
+            try:
+                seconds, note = train_model(model_fn(), subset, config=config, dp=dp, progress=False).seconds_per_epoch, ""
+            except (NotImplementedError, ValueError) as err:
+                seconds, note = float("nan"), str(err).splitlines()[0][:80]
+            base = seconds if engine == NON_DP else base
+            rows.append({"model": model, "engine": engine, "seconds_per_epoch": seconds, "slowdown": seconds / base, "note": note})
+    return pd.DataFrame(rows, columns=["model", "engine", "seconds_per_epoch", "slowdown", "note"])
+
+
+class _Subset:
+    """The first ``n`` rows of a dataset with ``batch(idx)``."""
+
+    def __init__(self, data, n):
+        self.data, self.n = data, n
+
+    def __len__(self):
+        return self.n
+
+    def batch(self, idx):
+        return self.data.batch(idx)
+
+
 def dp_study_metrics(sweep: pd.DataFrame, *, timing: pd.DataFrame | None = None) -> dict:
-    """Flat metrics of notebook 01 for a run record.
+    """Flat metrics of notebook 01 for a run record, in the records' one naming scheme (:func:`workbench.results.metric_key`).
 
     From the epsilon sweep (:func:`~workbench.privacy.dp.epsilon_sweep` rows with a ``model`` column):
-    ``<model>.<point>.val_accuracy`` and ``<model>.<point>.epsilon``, where ``<point>`` is ``non_dp`` or
-    ``eps_<target>``; from :func:`engine_timings`: ``slowdown.<model>.<engine>``.
+    ``<model>/<point>/val_accuracy`` and ``<model>/<point>/epsilon``, where ``<point>`` is ``non_dp`` or
+    ``eps_<target>``; from :func:`engine_timings`: ``slowdown/<model>/<engine>`` (``opacus-ghost`` -> ``opacus_ghost``).
 
     Examples
     --------
     >>> sweep = pd.DataFrame({"model": ["bag", "bag"], "epsilon_target": [None, 8.0], "epsilon": [None, 7.9],
     ...                       "val_accuracy": [0.64, 0.54]})
-    >>> timing = pd.DataFrame({"model": ["bag"], "engine": ["fast"], "slowdown": [1.5]})
+    >>> timing = pd.DataFrame({"model": ["bag"], "engine": ["opacus-ghost"], "slowdown": [1.5]})
     >>> dp_study_metrics(sweep, timing=timing)
-    {'bag.non_dp.val_accuracy': 0.64, 'bag.non_dp.epsilon': nan, 'bag.eps_8.val_accuracy': 0.54, 'bag.eps_8.epsilon': 7.9, 'slowdown.bag.fast': 1.5}
+    {'bag/non_dp/val_accuracy': 0.64, 'bag/non_dp/epsilon': nan, 'bag/eps_8/val_accuracy': 0.54, 'bag/eps_8/epsilon': 7.9, 'slowdown/bag/opacus_ghost': 1.5}
     """
+    from workbench.results import metric_key
+
     metrics = {}
     for _, r in sweep.iterrows():
-        key = "non_dp" if pd.isna(r["epsilon_target"]) else f"eps_{r['epsilon_target']:g}"
-        metrics[f"{r['model']}.{key}.val_accuracy"] = r["val_accuracy"]
-        metrics[f"{r['model']}.{key}.epsilon"] = r["epsilon"]
+        point = "non_dp" if pd.isna(r["epsilon_target"]) else f"eps_{r['epsilon_target']:g}"
+        metrics[metric_key(r["model"], point, "val_accuracy")] = r["val_accuracy"]
+        metrics[metric_key(r["model"], point, "epsilon")] = r["epsilon"]
     if timing is not None:
         for _, r in timing.iterrows():
-            metrics[f"slowdown.{r['model']}.{r['engine']}"] = r["slowdown"]
+            metrics[metric_key("slowdown", r["model"], r["engine"])] = r["slowdown"]
     return metrics
