@@ -55,6 +55,8 @@ def test_selection_study_is_the_plain_simulator_and_the_record_follows_the_schem
     assert all(re.match(METRIC_KEY_PATTERN, k) for k in flat)
     assert "static/activity/test_perplexity" in flat and "seeds/static/activity/difference" in flat
     assert "centralized/test_perplexity" in flat
+    assert record["extra"]["finding"].startswith("Over 2 seeds, against uniform selection, test perplexity changes by")
+    assert record["extra"]["headline_metric"] in flat and record["extra"]["headline_figure"] == "seed_intervals"
 
 
 def test_seed_intervals_match_a_t_interval_and_pairing():

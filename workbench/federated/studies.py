@@ -35,7 +35,7 @@ from .strategies import SERVER_STRATEGIES
 from .users import activity_groups
 
 __all__ = ["FedStudyConfig", "FedStudy", "load_study_data", "data_summary", "first_draw_table", "centralized_baseline", "selection_study", "fairness_table",
-           "seed_study", "seed_intervals", "partition_study", "client_privacy_study", "study_record", "SETTINGS"]
+           "seed_study", "seed_intervals", "study_finding", "metric_key_of", "partition_study", "client_privacy_study", "study_record", "SETTINGS"]
 
 #: The settings of :func:`selection_study` and :func:`seed_study`.
 SETTINGS = ("static", "continual", "shuffled_iid")
@@ -365,6 +365,31 @@ def client_privacy_study(data: FederatedData, config: FedStudyConfig, *, strateg
     return pd.concat(client_rows, ignore_index=True), pd.DataFrame(summary)
 
 
+def metric_key_of(config: FedStudyConfig, setting: str, strategy: str) -> str:
+    """The record's name of a run's headline metric, e.g. ``static/activity/test_perplexity``."""
+    return f"{setting}/{strategy}/{config.metric}"
+
+
+def study_finding(intervals: pd.DataFrame, *, metric: str, baseline: str = "uniform") -> str:
+    """One sentence for the report: each strategy's paired difference to ``baseline`` per setting, with its interval.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"setting": ["static"] * 2, "strategy": ["activity", "uniform"], "n_seeds": [5, 5],
+    ...                   "difference": [-0.5, 0.0], "difference_low": [-0.6, None], "difference_high": [-0.4, None],
+    ...                   "survives": [True, False]})
+    >>> study_finding(t, metric="test_perplexity")
+    'Over 5 seeds, against uniform selection, test perplexity changes by -0.5 (95% CI -0.6 to -0.4, survives) with activity (static).'
+    """
+    parts = [f"{r['difference']:+.3g} (95% CI {r['difference_low']:.3g} to {r['difference_high']:.3g}, "
+             f"{'survives' if r['survives'] else 'not significant'}) with {r['strategy']} ({r['setting']})"
+             for r in intervals.to_dict("records") if r["strategy"] != baseline]
+    n = int(intervals["n_seeds"].max()) if len(intervals) else 0
+    if not parts:
+        return f"Over {n} seeds: no strategy to compare with {baseline} selection."
+    return f"Over {n} seeds, against {baseline} selection, {metric.replace('_', ' ')} changes by " + "; ".join(parts) + "."
+
+
 def study_record(config: FedStudyConfig, *, data: FederatedData, central: pd.DataFrame, study: FedStudy,
                  seeds: pd.DataFrame | None = None,
                  intervals: pd.DataFrame | None = None, privacy: pd.DataFrame | None = None,
@@ -394,10 +419,14 @@ def study_record(config: FedStudyConfig, *, data: FederatedData, central: pd.Dat
         if t is not None:
             tables[name] = t
     static = study.runs.get("static", {})
+    extra_report = {"headline_figure": "seed_intervals" if intervals is not None else "metric_vs_rounds",
+                    "headline_metric": metric_key_of(config, "static", "activity" if "activity" in static else next(iter(static)))}
+    if intervals is not None:
+        extra_report["finding"] = study_finding(intervals, metric=config.metric)
     return {
         "config": asdict(config), "metrics": metrics, "history": history, "tables": tables,
         "timings": {f"{setting}/{s}": r.seconds for setting, by in study.runs.items() for s, r in by.items()},
-        "extra": {"n_devices": data.n_clients, "device_sizes": data.train.sizes.tolist(),
+        "extra": {**extra_report, "n_devices": data.n_clients, "device_sizes": data.train.sizes.tolist(),
                   "participation": {s: r.participation.tolist() for s, r in static.items()},
                   "selected": {s: [row["selected"] for row in r.history] for s, r in static.items()}},
     }
