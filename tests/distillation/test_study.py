@@ -31,3 +31,22 @@ def test_tiny_study_runs_every_variant_on_the_same_budget_and_caches_the_teacher
     rec = distillation_record(study)
     assert all(re.match(METRIC_KEY_PATTERN, k) for k in rec["metrics"])
     assert "cda_perturbed/gap_reduction_vs_distilled" in rec["metrics"]
+
+
+@pytest.mark.slow
+def test_cache_benchmark_runs_and_writes_its_result(tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "distillation_cache.py"
+    spec = importlib.util.spec_from_file_location("distillation_cache", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "d.json"
+    result = bench.main(["--rows", "2", "--seq-len", "16", "--keep-every", "15", "--steps", "1", "--batch-size", "2",
+                         "--output", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(result))
+    assert result["cold_seconds"] > 0 and result["warm_seconds"] >= 0 and result["cache_bytes"] > 0
+    frozen, trainable = result["students"]
+    assert frozen["trained_parameters"] < trainable["trained_parameters"] == trainable["parameters"]
