@@ -358,10 +358,40 @@ def test_unsupported_layer_error_names_path_and_supported_types():
     assert [path for path, _ in check_model(model)] == ["0"]
 
 
-def test_in_place_change_of_a_layer_output_is_refused():
-    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(inplace=True), nn.Linear(4, 2))
-    engine = GhostClippingEngine(model, max_grad_norm=1.0)
-    with pytest.raises(UnsupportedLayerError, match="output of layer '0' was modified in place"):
+def test_in_place_change_of_a_layer_output_is_handled_exactly():
+    """nn.ReLU(inplace=True) overwrites the first Linear's output: the engine still clips its true gradient."""
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Linear(3, 5), nn.ReLU(inplace=True), nn.Linear(5, 2)).double()
+    x, y = torch.randn(6, 3, dtype=torch.float64), torch.tensor([0, 1, 0, 1, 1, 0])
+    engine = GhostClippingEngine(model, max_grad_norm=0.2)
+    out = engine.clipped_grad(x, y)
+    engine.remove()
+    named = dict(model.named_parameters())
+    per = {n: [] for n in named}
+    for i in range(len(y)):
+        for n, g in zip(named, torch.autograd.grad(nn.functional.cross_entropy(model(x[i : i + 1]), y[i : i + 1]),
+                                                   list(named.values()))):
+            per[n].append(g)
+    grads = {n: torch.stack(v) for n, v in per.items()}
+    expected, factor, _ = clip_and_sum(grads, {n: "all" for n in named}, {"all": 0.2})
+    torch.testing.assert_close(out["clip_factors"], factor["all"])
+    assert_grads_equal(model, expected, rtol=1e-10)
+
+
+def test_in_place_change_of_a_layer_input_is_refused():
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l1, self.l2 = nn.Linear(3, 4), nn.Linear(4, 2)
+
+        def forward(self, x):
+            h = torch.tanh(self.l1(x))
+            out = self.l2(h)
+            h.mul_(2.0)  # l2's input changes after l2 ran: a record of it would be stale
+            return out
+
+    engine = GhostClippingEngine(Model(), max_grad_norm=1.0)
+    with pytest.raises(UnsupportedLayerError, match="input of layer 'l2' was modified in place"):
         engine.clipped_grad(torch.randn(4, 3), torch.tensor([0, 1, 0, 1]))
     engine.remove()
 

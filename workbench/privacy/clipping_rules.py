@@ -179,9 +179,11 @@ def _gram(x, ctx: RuleContext):
 # -- nn.Linear -----------------------------------------------------------------------------------------------
 def _linear_prepare(layer, calls, ctx):
     a, b = stack_calls(calls, ctx)
-    if a.shape[1] == 1:
-        return "vector", a[:, 0].to(b.dtype), b[:, 0]
-    return "sequence", a.to(b.dtype), b
+    if not _trainable(layer.weight):  # bias only (BiTFiT): the input is not needed, do not keep it
+        a = None
+    if b.shape[1] == 1:
+        return "vector", None if a is None else a[:, 0].to(b.dtype), b[:, 0]
+    return "sequence", None if a is None else a.to(b.dtype), b
 
 
 def _linear_sq_norms(layer, data, ctx):

@@ -72,6 +72,7 @@ from typing import Callable
 
 import torch
 from torch import nn
+from torch.autograd.graph import get_gradient_edge
 
 from ..validation import Callable as CallableC, InstanceOf, Interval, Options, check
 from .clipping_rules import RuleContext, UnsupportedLayerError, rule_for, supported_layer_types
@@ -228,8 +229,10 @@ class GhostClippingEngine:
     gradients (times ``scale``; no noise), or adds it to the existing ``.grad`` with ``accumulate=True``;
     :func:`workbench.privacy.dp.train` draws the noise straight into the gradient buffers and then accumulates
     the clipped sum onto it. The model input ``x`` may be a tensor (``model(x)``), a mapping (``model(**x)``, e.g. a
-    tokenizer's ``input_ids`` and ``attention_mask``) or a tuple (``model(*x)``). The output of a hooked layer must
-    not be modified in place (e.g. by ``nn.ReLU(inplace=True)``): the engine checks and raises. Call
+    tokenizer's ``input_ids`` and ``attention_mask``) or a tuple (``model(*x)``). The input of a hooked layer must
+    not be modified in place after the layer ran (e.g. by ``x += ...`` or ``nn.ReLU(inplace=True)`` on it): the engine
+    checks and raises; in-place changes of a layer's *output* are fine. The engine keeps each layer's input and
+    output gradient, never its output. Call
     :meth:`remove` to take the hooks off the model.
     """
 
@@ -312,7 +315,10 @@ class GhostClippingEngine:
         if not output.requires_grad:  # make its output a leaf so that its gradient is still computed
             output = output.detach().requires_grad_(True)
         a = inputs[0].detach()
-        self._calls.append((module, a, a._version, output, output._version))
+        # Keep the output's gradient edge, not the output: the model frees the output whenever it would without the
+        # engine, and the edge still names the gradient of the layer's own result if the model later changes the
+        # output in place (nn.ReLU(inplace=True)).
+        self._calls.append((module, a, a._version, get_gradient_edge(output)))
         return output
 
     def remove(self) -> None:
@@ -335,12 +341,11 @@ class GhostClippingEngine:
             logits = _forward(self.model, x)
             loss = loss_fn(logits, y)
             calls = self._calls
-            for module, a, a_version, out, out_version in calls:
-                if out._version != out_version or a._version != a_version:
-                    which = "output" if out._version != out_version else "input"
+            for module, a, a_version, _ in calls:
+                if a._version != a_version:
                     raise UnsupportedLayerError(
-                        f"The {which} of layer '{self._paths[module]}' was modified in place after the layer ran (e.g. by "
-                        "nn.ReLU(inplace=True) or '+='), so the engine's record of it is stale. Use the out-of-place form."
+                        f"The input of layer '{self._paths[module]}' was modified in place after the layer ran (e.g. by "
+                        "'+=' or an in-place activation), so the engine's record of it is stale. Use the out-of-place form."
                     )
             # loss is a mean over the batch (as Opacus's loss_reduction="mean"): scale so that each sample's
             # backprop is the gradient of its own loss.
@@ -349,7 +354,7 @@ class GhostClippingEngine:
             self._active = False
             self._calls = []
         records: dict[nn.Module, list] = {}
-        for (module, a, _, _, _), b in zip(calls, grads):
+        for (module, a, _, _), b in zip(calls, grads):
             if b is not None:  # None: this call's output did not reach the loss (an unused pooler)
                 records.setdefault(module, []).append((a, b))
         return float(loss.detach()), n, records
