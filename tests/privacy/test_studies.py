@@ -311,9 +311,10 @@ def test_dp_study_metrics():
                           "epsilon": [np.nan, 0.49, 1.98], "val_accuracy": [0.64, 0.51, 0.66]})
     timing = pd.DataFrame({"model": ["bag", "bag"], "engine": ["non-DP", "fast"], "slowdown": [1.0, 1.6]})
     m = S.dp_study_metrics(sweep, timing=timing)
-    assert list(m) == ["bag.non_dp.val_accuracy", "bag.non_dp.epsilon", "bag.eps_0.5.val_accuracy", "bag.eps_0.5.epsilon",
-                       "linear.eps_2.val_accuracy", "linear.eps_2.epsilon", "slowdown.bag.non-DP", "slowdown.bag.fast"]
-    assert m["bag.eps_0.5.epsilon"] == 0.49 and math.isnan(m["bag.non_dp.epsilon"]) and m["slowdown.bag.fast"] == 1.6
+    # the records' one naming scheme (c317f01): "/" between levels, "non-DP" -> "non_dp"
+    assert list(m) == ["bag/non_dp/val_accuracy", "bag/non_dp/epsilon", "bag/eps_0.5/val_accuracy", "bag/eps_0.5/epsilon",
+                       "linear/eps_2/val_accuracy", "linear/eps_2/epsilon", "slowdown/bag/non_dp", "slowdown/bag/fast"]
+    assert m["bag/eps_0.5/epsilon"] == 0.49 and math.isnan(m["bag/non_dp/epsilon"]) and m["slowdown/bag/fast"] == 1.6
     assert len(S.dp_study_metrics(sweep)) == 6
 
 
