@@ -126,3 +126,30 @@ def test_constant_schedule_is_the_old_epsilon():
     a = privacy_schedule(1000, config=cfg, dp=DPConfig(noise_multiplier=1.1))
     b = privacy_schedule(1000, config=cfg, dp=DPConfig(noise_multiplier=1.1, noise_schedule=(1.0, 1.0, 1.0)))
     assert a["epsilon"] == b["epsilon"] == compute_epsilon(noise_multiplier=1.1, sample_rate=0.05, steps=60, delta=1e-5)
+
+
+def test_per_layer_clipping_reaches_the_engine_and_changes_the_update():
+    """Noise 0, one full batch, SGD: flat and per-layer clipping give different updates, per-layer equals the engine's own
+    group-wise clipped sum."""
+    from workbench.privacy.fast_dp import GhostClippingEngine
+
+    X, y = data(n=32)
+    results = {}
+    for clipping in ("flat", "per_layer"):
+        torch.manual_seed(0)
+        m = MLP(in_features=4, out_features=2, hidden=(8,))
+        torch.manual_seed(0)
+        ref = MLP(in_features=4, out_features=2, hidden=(8,))
+        train(m, (X, y), config=TrainConfig(epochs=1, batch_size=32, lr=1.0, optimizer="sgd"),
+              dp=DPConfig(noise_multiplier=0.0, max_grad_norm=0.1, poisson_sampling=False, clipping=clipping), progress=False)
+        engine = GhostClippingEngine(ref, max_grad_norm=0.1, clipping=clipping)
+        engine.clipped_grad(X, y, scale=1.0 / 32)
+        engine.remove()
+        for p, q in zip(m.parameters(), ref.parameters()):
+            assert torch.allclose(p.detach(), q.detach() - q.grad, atol=1e-6)
+        results[clipping] = torch.cat([p.detach().flatten() for p in m.parameters()])
+    assert not torch.allclose(results["flat"], results["per_layer"])
+    with pytest.raises(ValueError, match="'clipping' parameter of DPConfig needs engine='fast'"):
+        DPConfig(noise_multiplier=1.0, clipping="per_layer", engine="opacus-hooks")
+    with pytest.raises(ValueError, match="'clipping' parameter of DPConfig"):
+        DPConfig(noise_multiplier=1.0, clipping="per_block")

@@ -54,6 +54,8 @@ PREFETCH_MIN_PARAMETERS = 2**16
 
 #: Accepted values of ``DPConfig.engine``.
 ENGINES = ("fast", "opacus-hooks", "opacus-ghost")
+#: Accepted values of ``DPConfig.clipping`` (the fast engine's ``CLIPPING_MODES``).
+CLIPPING = ("flat", "per_layer", "per_parameter")
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,10 @@ class DPConfig:
         (:class:`workbench.privacy.noise.NoisyGradients`; same values either way). ``None`` (default) turns it
         on when the process may use more cores than torch's intra-op threads (a core is spare) and the model
         has at least ``PREFETCH_MIN_PARAMETERS`` trainable parameters.
+    clipping : {"flat", "per_layer", "per_parameter"}
+        Fast engine only: one clipping norm per sample (``"flat"``, what Opacus does), or group-wise clipping, eDP-SGD's
+        knob: each layer's (or parameter tensor's) part of a sample's gradient is clipped to its share ``C_k`` of the
+        budget, with ``sum_k C_k^2 = C^2`` (:class:`workbench.privacy.fast_dp.GhostClippingEngine`).
     noise_schedule : sequence of float, optional
         One factor > 0 per epoch: epoch ``e`` runs with noise multiplier ``sigma * noise_schedule[e - 1]`` (e.g.
         :func:`workbench.privacy.noise.noise_schedule` ``("linear", epochs=3, final=0.5)`` gives ``(1.0, 0.75,
@@ -107,18 +113,22 @@ class DPConfig:
     engine: str = "fast"
     noise_prefetch: bool | None = None
     noise_schedule: tuple | None = None
+    clipping: str = "flat"
 
     def __post_init__(self):
         positive = Interval(float, 0, None, closed="neither")
         check_fields(self, noise_multiplier=(Interval(float, 0, None), None), target_epsilon=(positive, None),
                      delta=Interval(float, 0, 1, closed="neither"), max_grad_norm=positive, accountant=Options(ACCOUNTANTS),
                      poisson_sampling=Boolean(), engine=Options(ENGINES), noise_prefetch=(Boolean(), None),
-                     noise_schedule=(Seq(positive, min_len=1), None))
+                     noise_schedule=(Seq(positive, min_len=1), None), clipping=Options(CLIPPING))
         if (self.noise_multiplier is None) == (self.target_epsilon is None):
             raise ValueError(
                 "DPConfig needs exactly one of 'noise_multiplier' and 'target_epsilon'. "
                 f"Got noise_multiplier={self.noise_multiplier!r} and target_epsilon={self.target_epsilon!r}."
             )
+        if self.clipping != "flat" and self.engine != "fast":
+            raise ValueError(f"The 'clipping' parameter of DPConfig needs engine='fast' for {self.clipping!r} clipping. "
+                             f"Got engine={self.engine!r}; use clipping='flat' with Opacus.")
         if self.noise_prefetch and self.engine != "fast":
             raise ValueError(f"The 'noise_prefetch' parameter of DPConfig needs engine='fast' (Opacus draws its own noise). "
                              f"Got engine={self.engine!r}; leave noise_prefetch=None.")
@@ -257,7 +267,7 @@ class FastDPStep(_DPStep):
         from .noise import NoisyGradients
 
         super().start(model, n=n, config=config, generator=generator)
-        self.engine, self.grads = GhostClippingEngine(model, max_grad_norm=self.dp.max_grad_norm), None
+        self.engine, self.grads = GhostClippingEngine(model, max_grad_norm=self.dp.max_grad_norm, clipping=self.dp.clipping), None
         params = self.engine.parameters
         scale = self.dp.max_grad_norm / self.expected_batch
         sigmas, per_epoch = self.schedule["noise_multipliers"], self.schedule["steps_per_epoch"]
