@@ -135,8 +135,12 @@ def roc_curves(scores, labels, *, sample_weight) -> tuple[np.ndarray, np.ndarray
     order = np.argsort(-s, kind="mergesort")
     s, y, w = s[order], y[order], w[:, order]
     run_start = np.flatnonzero(np.r_[True, np.diff(s) != 0])
-    tp = np.cumsum(np.add.reduceat(w * y, run_start, axis=1), axis=1)       # (B, runs): weight of positives above each threshold
-    fp = np.cumsum(np.add.reduceat(w * ~y, run_start, axis=1), axis=1)
+    pos = w * y
+    if len(run_start) < len(s):  # ties: one point per run of equal scores
+        pos, w = np.add.reduceat(pos, run_start, axis=1), np.add.reduceat(w, run_start, axis=1)
+    tp = np.cumsum(pos, axis=1)  # (B, points): weight of the positives scored >= each threshold
+    fp = np.cumsum(w, axis=1)
+    fp -= tp
     zero = np.zeros((len(w), 1))
     with np.errstate(invalid="ignore", divide="ignore"):
         fpr, tpr = np.hstack([zero, fp / fp[:, -1:]]), np.hstack([zero, tp / tp[:, -1:]])

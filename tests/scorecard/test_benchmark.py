@@ -15,4 +15,5 @@ def test_scorecard_speed_benchmark_runs(tmp_path):
     saved = json.loads(out.read_text())
     assert saved["settings"]["n"] == 300 and saved["settings"]["n_boot"] == 20
     assert saved["seconds"]["scorecard_median"] > 0 and saved["seconds"]["naive_evaluation_rows_extrapolated"] > 0
-    assert result["speedup_evaluation_rows_vs_naive"] > 0
+    assert result["speedup_evaluation_rows_vs_naive"] > 0 and result["speedup_privacy_vs_naive"] > 0
+    assert saved["seconds"]["naive_privacy_extrapolated"] > 0

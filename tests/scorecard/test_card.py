@@ -220,3 +220,39 @@ def test_fairness_gaps_need_scores_only_when_asked_for():
     assert "fairness" not in set(card.dimension) and "gender" in set(card.group)  # flips per group still reported
     with pytest.raises(InvalidParameterError, match="needs both models' 'score'"):
         scorecard(ModelOutputs(pred=OLD), ModelOutputs(pred=NEW), labels=Y, groups={"gender": GENDER}, fairness_groups=["gender"])
+
+
+def test_vectorised_membership_bootstrap_equals_the_resample_loop():
+    """The matrix form gives, resample by resample, membership_measures of the rows drawn (members and non-members
+    resampled apart, from the same generator draws as resample_indices)."""
+    from workbench.scorecard.bootstrap import resample_indices, stratified_resample_weights
+    from workbench.scorecard.measures import membership_measures, membership_measures_resampled
+
+    rng = np.random.default_rng(7)
+    m, nm = rng.integers(0, 8, 40) / 2.0, rng.integers(0, 8, 35) / 2.0 - 0.5  # ties within and across the groups
+    W = stratified_resample_weights(len(m), len(nm), n_boot=60, rng=np.random.default_rng([3, 1]))
+    aucs, tprs = membership_measures_resampled(m, nm, weights=W, target=0.05)
+    draw = np.random.default_rng([3, 1])
+    im, inm = resample_indices(len(m), n_boot=60, rng=draw), resample_indices(len(nm), n_boot=60, rng=draw)
+    for b in range(60):
+        auc, tpr = membership_measures(m[im[b]], nm[inm[b]], target=0.05)
+        assert aucs[b] == pytest.approx(auc, abs=1e-12)
+        assert tprs[b] == tpr
+    assert len(set(np.round(aucs, 9))) > 10  # the resamples differ
+
+
+def test_scorecard_privacy_rows_are_deterministic_and_cover_the_point_estimate():
+    from workbench.scorecard import card
+
+    rng = np.random.default_rng(0)
+    outs = [ModelOutputs(pred=[0, 1, 1, 0], member_scores=rng.normal(mu, 1, 300), nonmember_scores=rng.normal(0, 1, 300))
+            for mu in (0.0, 1.0)]
+    cfg = ScorecardConfig(n_boot=200, seed=4)
+    first = scorecard(*outs, labels=[0, 1, 1, 0], config=cfg).query("dimension == 'privacy'")
+    card._MEMBERSHIP_CACHE.clear()
+    again = scorecard(*outs, labels=[0, 1, 1, 0], config=cfg).query("dimension == 'privacy'")
+    pd.testing.assert_frame_equal(first, again)
+    auc = first.set_index("measure").loc["mia_auc"]
+    assert auc.old_low <= auc.old <= auc.old_high and auc.new_low <= auc.new <= auc.new_high
+    true_change = 0.7602 - 0.5  # members N(1, 1) vs non-members N(0, 1): AUC = Phi(1 / sqrt(2)); identical ones: 0.5
+    assert auc.change_low <= true_change <= auc.change_high and auc.change_low > 0.15

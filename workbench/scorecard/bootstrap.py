@@ -30,7 +30,7 @@ import numpy as np
 
 from ..validation import Interval, check
 
-__all__ = ["resample_weights", "resample_indices", "ratio_estimates", "percentile_interval"]
+__all__ = ["resample_weights", "stratified_resample_weights", "resample_indices", "ratio_estimates", "percentile_interval"]
 
 
 def resample_indices(n: int, *, n_boot: int, seed: int = 0, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -65,6 +65,26 @@ def resample_weights(n: int, *, n_boot: int, seed: int = 0, rng: np.random.Gener
     offsets = (np.arange(n_boot) * n)[:, None]
     counts = np.bincount((idx + offsets).ravel(), minlength=n_boot * n)
     return counts.reshape(n_boot, n).astype(np.float64)
+
+
+def stratified_resample_weights(*sizes: int, n_boot: int, seed: int = 0, rng: np.random.Generator | None = None) -> np.ndarray:
+    """``(n_boot, sum(sizes))`` resample counts where each stratum (consecutive blocks of ``sizes`` rows, e.g. members
+    then non-members) is resampled on its own, so every resample keeps each stratum's size.
+
+    The strata are drawn in order from one generator: the same draws as :func:`resample_weights` called once per
+    stratum with that generator.
+
+    Examples
+    --------
+    >>> W = stratified_resample_weights(2, 3, n_boot=4, seed=0)
+    >>> W.shape, W[:, :2].sum(axis=1).tolist(), W[:, 2:].sum(axis=1).tolist()
+    ((4, 5), [2.0, 2.0, 2.0, 2.0], [3.0, 3.0, 3.0, 3.0])
+    """
+    if not sizes:
+        raise ValueError("stratified_resample_weights needs at least one stratum size.")
+    rng = rng if rng is not None else np.random.default_rng(check(seed, Interval(int, 0, None), name="seed",
+                                                                 owner="stratified_resample_weights"))
+    return np.hstack([resample_weights(size, n_boot=n_boot, rng=rng) for size in sizes])
 
 
 def ratio_estimates(numerators: np.ndarray, denominators: np.ndarray, *, weights: np.ndarray) -> np.ndarray:

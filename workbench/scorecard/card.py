@@ -42,7 +42,7 @@ import pandas as pd
 
 from ..validation import Interval, check, check_fields
 from . import measures as M
-from .bootstrap import percentile_interval, ratio_estimates, resample_indices, resample_weights
+from .bootstrap import percentile_interval, ratio_estimates, resample_weights, stratified_resample_weights
 
 __all__ = ["ModelOutputs", "ScorecardConfig", "scorecard", "COLUMNS", "DIMENSIONS", "MISSING_GROUP_VALUES"]
 
@@ -216,7 +216,8 @@ def scorecard(old: ModelOutputs, new: ModelOutputs, *, labels, groups=None, clas
         have a ``score``, none otherwise). Naming columns without scores is an error.
     config : ScorecardConfig
     progress : bool
-        Progress bar over the membership resamples.
+        Kept for callers that pass it; nothing is slow enough to need a bar any more (the membership bootstrap is
+        matrix operations too, :func:`workbench.metrics.roc_curves`).
 
     Returns
     -------
@@ -330,21 +331,16 @@ def _membership_boot(outputs: ModelOutputs, *, config: ScorecardConfig, progress
 
     Members and non-members are resampled separately with a generator seeded by ``(config.seed, 1)`` only, so the
     result depends on the model's scores and the config alone and is memoised (a model compared in several updates
-    is resampled once)."""
+    is resampled once). All resamples are evaluated at once (:func:`.measures.membership_measures_resampled`)."""
     import hashlib
-
-    from tqdm.auto import tqdm
 
     m, nm = outputs.member_scores, outputs.nonmember_scores
     key = (hashlib.sha1(m.tobytes() + b"|" + nm.tobytes()).hexdigest(), len(m), config.n_boot, config.seed, config.fpr_target)
     if key in _MEMBERSHIP_CACHE:
         return _MEMBERSHIP_CACHE[key]
     rng = np.random.default_rng([config.seed, 1])  # independent of the evaluation-row resamples
-    im = resample_indices(len(m), n_boot=config.n_boot, rng=rng)
-    inm = resample_indices(len(nm), n_boot=config.n_boot, rng=rng)
-    aucs, tprs = np.empty(config.n_boot), np.empty(config.n_boot)
-    for b in tqdm(range(config.n_boot), desc=desc, disable=not progress, leave=False):
-        aucs[b], tprs[b] = M.membership_measures(m[im[b]], nm[inm[b]], target=config.fpr_target)
+    weights = stratified_resample_weights(len(m), len(nm), n_boot=config.n_boot, rng=rng)  # members, non-members apart
+    aucs, tprs = M.membership_measures_resampled(m, nm, weights=weights, target=config.fpr_target)
     result = (M.membership_measures(m, nm, target=config.fpr_target), (aucs, tprs))
     if len(_MEMBERSHIP_CACHE) >= 32:
         _MEMBERSHIP_CACHE.pop(next(iter(_MEMBERSHIP_CACHE)))
