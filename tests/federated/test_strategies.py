@@ -133,3 +133,14 @@ def test_combine_updates_and_registry_errors():
     with pytest.raises(ValueError, match="Bad parameters"):
         make_server_strategy("fedavg", momentum=0.9)
     assert set(SERVER_STRATEGIES) == {"fedavg", "fedprox", "fedadam", "fedyogi", "fedadagrad"}
+
+
+def test_a_server_instance_in_the_config_is_copied_per_run():
+    from workbench.federated.strategies import FedAdamServer
+
+    data = small_data()
+    cfg = FedConfig(rounds=2, clients_per_round=2, server=FedAdamServer(eta=0.05), batch_size=16, seed=0)
+    a = run_fedavg(data, model_fn=model_fn, config=cfg, progress=False)
+    b = run_fedavg(data, model_fn=model_fn, config=cfg, progress=False)
+    torch.testing.assert_close(vec(a.model), vec(b.model), rtol=0, atol=0)  # the second run does not inherit Adam's moments
+    assert cfg.server.m is None

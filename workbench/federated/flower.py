@@ -300,7 +300,7 @@ def strategy_for(data: FederatedData, model: nn.Module, config: FedConfig, *, cl
     schedule = ContinualSchedule(data.train.sizes, periods=config.periods, storage_limit=config.storage_limit)
     return (cls or SelectionFedAvg)(
         config.strategy, strategy_params=dict(config.strategy_params), clients_per_round=config.clients_per_round,
-        seed=config.seed, server_lr=config.server_lr, server=config.server, server_params=dict(config.server_params),
+        seed=config.seed, server_lr=config.server_lr, server=config.make_server(),
         dp_clip=config.dp_clip, dp_noise_multiplier=config.dp_noise_multiplier,
         windows_fn=lambda r: schedule.window(schedule.period_of_round(r, config.rounds)),
         initial_parameters=ndarrays_to_parameters(model_to_ndarrays(model)),

@@ -177,9 +177,12 @@ class FedConfig:
         self.make_server()  # validates the parameters
 
     def make_server(self) -> ServerStrategy:
-        """A fresh server strategy (its optimizer state starts empty)."""
+        """A fresh server strategy (its optimizer state starts empty; an instance given as ``server`` is copied, so
+        two runs of one config never share optimizer state)."""
         if isinstance(self.server, ServerStrategy):
-            return self.server
+            import copy
+
+            return copy.deepcopy(self.server)
         params = dict(self.server_params)
         if self.server in ("fedavg", "fedprox"):
             params.setdefault("server_lr", self.server_lr)
