@@ -30,7 +30,7 @@ __all__ = ["write_report", "run_label", "varied_parameters"]
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:1.5rem 2rem;color:#222;max-width:1600px}
 h1{margin-bottom:.2rem} h2{margin-top:2.2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
-.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:1rem;margin:1rem 0}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:1rem;margin:1rem 0;align-items:start}
 .card{border:1px solid #ddd;border-radius:8px;padding:.8rem 1rem;background:#fff;box-shadow:0 1px 3px #0001}
 .card h3{margin:.1rem 0 .4rem} .card .finding{font-size:.95rem;margin:.3rem 0 .5rem} .card .nofinding{color:#888}
 .card .counts{font-size:.85rem;color:#555} .card .fig{height:260px}
