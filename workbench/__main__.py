@@ -31,8 +31,10 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = sub.add_parser("run", help="execute notebooks with papermill (grids, parallel, resumable)",
-                         description="Execute notebooks into OUTPUT/<notebook>/<run-id>/. Finished runs are skipped, "
-                                     "so re-running a command resumes an interrupted sweep.")
+                         description="Execute notebooks into OUTPUT/<notebook>/<run-id>/. Parameter values are checked "
+                                     "against each notebook before anything runs. Finished runs are skipped, so "
+                                     "re-running a command resumes an interrupted sweep (Ctrl-C stops it cleanly); "
+                                     "a run being executed by another runner is left alone.")
     run.add_argument("notebooks", nargs="+", help="notebook files or folders of notebooks")
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                      help="fix a parameter (VALUE parsed as YAML: 3, 0.5, true, [1, 2], text); repeatable")
