@@ -93,3 +93,12 @@ def test_bad_sizes():
         BagOfEmbeddings(0)
     with pytest.raises(ValueError, match="hidden"):
         RecurrentClassifier(10, hidden=0)
+
+
+def test_numpy_sizes_are_accepted_and_bad_ones_named():
+    import numpy as np
+
+    assert BagOfEmbeddings(np.int64(10), dim=np.int32(4)).embedding.num_embeddings == 10
+    assert Vocabulary.build(["a b"], max_size=np.int64(3)).id_to_token == ["<pad>", "<unk>", "a"]
+    with pytest.raises(TypeError, match="The 'dim' parameter of RecurrentClassifier must be an int >= 1. Got 4.5 instead."):
+        RecurrentClassifier(10, dim=4.5)

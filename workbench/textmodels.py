@@ -30,6 +30,8 @@ from typing import Iterable, Sequence
 import torch
 from torch import nn
 
+from workbench.validation import Interval, check
+
 __all__ = ["tokenize", "Vocabulary", "BagOfEmbeddings", "RecurrentClassifier", "PAD", "UNK"]
 
 PAD, UNK = "<pad>", "<unk>"
@@ -66,10 +68,8 @@ class Vocabulary:
 
         Ties in frequency are broken alphabetically, so the same texts always give the same ids.
         """
-        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 3:
-            raise ValueError(f"The 'max_size' parameter of Vocabulary.build must be an int >= 3. Got {max_size!r} instead.")
-        if isinstance(min_freq, bool) or not isinstance(min_freq, int) or min_freq < 1:
-            raise ValueError(f"The 'min_freq' parameter of Vocabulary.build must be an int >= 1. Got {min_freq!r} instead.")
+        max_size = check(max_size, Interval(int, 3, None), name="max_size", owner="Vocabulary.build")
+        min_freq = check(min_freq, Interval(int, 1, None), name="min_freq", owner="Vocabulary.build")
         if isinstance(texts, str):
             raise ValueError("The 'texts' parameter of Vocabulary.build must be a sequence of strings, not one string.")
         counts = Counter(tok for text in texts for tok in tokenize(text))
@@ -81,8 +81,7 @@ class Vocabulary:
 
     def encode(self, texts: Sequence[str], *, max_len: int = 48) -> torch.Tensor:
         """Token ids of ``texts`` as a ``LongTensor (N, max_len)``: truncated, right-padded with 0, unknown -> 1."""
-        if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1:
-            raise ValueError(f"The 'max_len' parameter of Vocabulary.encode must be an int >= 1. Got {max_len!r} instead.")
+        max_len = check(max_len, Interval(int, 1, None), name="max_len", owner="Vocabulary.encode")
         if isinstance(texts, str):
             texts = [texts]
         out = torch.zeros(len(texts), max_len, dtype=torch.long)
@@ -99,10 +98,8 @@ class Vocabulary:
         return [self.id_to_token[i] for i in ids if i != 0]
 
 
-def _check_sizes(owner: str, **values):
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"The '{name}' parameter of {owner} must be an int >= 1. Got {value!r} instead.")
+def _sizes(owner: str, **values) -> list[int]:
+    return [check(value, Interval(int, 1, None), name=name, owner=owner) for name, value in values.items()]
 
 
 class BagOfEmbeddings(nn.Module):
@@ -118,7 +115,7 @@ class BagOfEmbeddings(nn.Module):
 
     def __init__(self, vocab_size: int, *, dim: int = 64, n_classes: int = 3, dropout: float = 0.0):
         super().__init__()
-        _check_sizes("BagOfEmbeddings", vocab_size=vocab_size, dim=dim, n_classes=n_classes)
+        vocab_size, dim, n_classes = _sizes("BagOfEmbeddings", vocab_size=vocab_size, dim=dim, n_classes=n_classes)
         self.embedding = nn.Embedding(vocab_size, dim, padding_idx=0)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(dim, n_classes)
@@ -152,7 +149,8 @@ class RecurrentClassifier(nn.Module):
 
     def __init__(self, vocab_size: int, *, dim: int = 64, hidden: int = 64, n_classes: int = 3, dropout: float = 0.0):
         super().__init__()
-        _check_sizes("RecurrentClassifier", vocab_size=vocab_size, dim=dim, hidden=hidden, n_classes=n_classes)
+        vocab_size, dim, hidden, n_classes = _sizes("RecurrentClassifier", vocab_size=vocab_size, dim=dim, hidden=hidden,
+                                                    n_classes=n_classes)
         self.hidden = hidden
         self.embedding = nn.Embedding(vocab_size, dim, padding_idx=0)
         self.input_proj = nn.Linear(dim, 3 * hidden)
