@@ -139,6 +139,7 @@ def assert_grads_equal(model, expected, *, rtol=1e-6, x=None):
             assert error <= 1e-9 * scale, f"{name}: off by {error:.3g} beyond rtol={rtol}"
 
 
+@pytest.mark.slow  # MiniLM's real weights, a per-sample reference loop
 @pytest.mark.parametrize(
     "attention, pooler, use_pooler, kernel, layers",
     [("sdpa", True, False, "numba", 2), ("eager", False, False, "torch", 1), ("sdpa", True, True, "numba", 1)],
@@ -168,6 +169,7 @@ def test_clipped_sum_and_norms_equal_per_sample_loop(encoder, batch, attention, 
         assert model.bert.pooler.dense.weight.grad.abs().max() == 0  # unused pooler: zero gradient, no error
 
 
+@pytest.mark.slow  # MiniLM's real weights, a per-sample reference loop
 def test_equals_opacus_hooks_with_its_workarounds(encoder, batch):
     """Eager attention, (N, T) position and token-type ids, no pooler: what Opacus hooks mode needs to run."""
     from opacus import GradSampleModule
@@ -191,6 +193,7 @@ def test_equals_opacus_hooks_with_its_workarounds(encoder, batch):
     assert_grads_equal(model, expected, x=x)
 
 
+@pytest.mark.slow  # MiniLM's real weights, a per-sample reference loop
 def test_per_layer_clipping_matches_its_definition(encoder, batch):
     x, y = batch
     model = Classifier(minilm(encoder, layers=1, pooler=False))
@@ -215,6 +218,7 @@ def test_per_layer_clipping_matches_its_definition(encoder, batch):
     assert (clipped <= clip * (1 + 1e-9)).all() and (out["clip_factors"] < 1).any()
 
 
+@pytest.mark.slow  # MiniLM's real weights, a per-sample reference loop
 def test_user_groups_with_a_budget_split(encoder, batch):
     """Groups from a callable (embeddings / encoder / head) and shares 1 : 2 : 1, so C_k = C sqrt(s_k / 4)."""
     x, y = batch
@@ -234,6 +238,7 @@ def test_user_groups_with_a_budget_split(encoder, batch):
     assert_grads_equal(model, expected, x=x)
 
 
+@pytest.mark.slow  # MiniLM's real weights, a per-sample reference loop
 @pytest.mark.parametrize("part, k", [("bias", 0), ("last_layers", 1), ("head", 0)])
 def test_trainable_parts_are_exactly_what_is_clipped(encoder, batch, part, k):
     x, y = batch
@@ -451,6 +456,7 @@ def test_engine_options_are_validated(kwargs, match):
         GhostClippingEngine(model, **kwargs)
 
 
+@pytest.mark.slow  # MiniLM's real weights, twice
 def test_physical_batch_slices_give_the_same_result(encoder, batch):
     """max_physical_batch_size=2 on a batch of 5 (slices 2, 2, 1): the same norms, clip factors and clipped sum."""
     x, y = batch
@@ -472,3 +478,47 @@ def test_physical_batch_slices_give_the_same_result(encoder, batch):
     assert o2["loss"] == pytest.approx(o1["loss"], rel=1e-12)
     for n in g1:
         torch.testing.assert_close(g2[n], g1[n], rtol=1e-9, atol=1e-14, msg=n)
+
+
+class NormModel(nn.Module):
+    """Linear -> norm layer -> Linear, on vectors (N, d), sequences (N, T, d) or a 2-d normalised shape (N, T, 2, 3)."""
+
+    def __init__(self, norm, shape):
+        super().__init__()
+        self.shape, self.inp, self.norm, self.out = shape, nn.Linear(4, 6), norm, nn.Linear(6, 3)
+
+    def forward(self, x):
+        h = self.norm(self.inp(x).reshape(*x.shape[:-1], *self.shape))
+        h = torch.tanh(h.reshape(*x.shape[:-1], 6))
+        return self.out(h if h.dim() == 2 else h.mean(1))
+
+
+@pytest.mark.parametrize(
+    "norm, shape, seq",
+    [(nn.LayerNorm(6), (6,), False), (nn.LayerNorm(6), (6,), True), (nn.LayerNorm((2, 3)), (2, 3), True),
+     (nn.LayerNorm(6, bias=False), (6,), True), (nn.RMSNorm(6), (6,), True)],
+    ids=["layernorm-vectors", "layernorm-sequences", "layernorm-2d-shape", "layernorm-no-bias", "rmsnorm"],
+)
+def test_norm_layer_rules_match_materialised_gradients(norm, shape, seq):
+    torch.manual_seed(4)
+    model = NormModel(norm, shape).double()
+    with torch.no_grad():  # affine parameters away from their (1, 0) start, so that every term matters
+        for p in model.norm.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    x = torch.randn(*((5, 7, 4) if seq else (5, 4)), dtype=torch.float64)
+    y = torch.tensor([0, 1, 2, 0, 1])
+    engine = GhostClippingEngine(model, max_grad_norm=0.3)
+    by_param = engine.per_sample_norms(x, y, by_parameter=True)
+    engine.clipped_grad(x, y)
+    engine.remove()
+    named = dict(model.named_parameters())
+    per = {n: [] for n in named}
+    for i in range(len(y)):
+        for n, g in zip(named, torch.autograd.grad(nn.functional.cross_entropy(model(x[i : i + 1]), y[i : i + 1]),
+                                                   list(named.values()))):
+            per[n].append(g)
+    grads = {n: torch.stack(v) for n, v in per.items()}
+    for n, g in grads.items():
+        torch.testing.assert_close(by_param[n], g.flatten(1).norm(dim=1), msg=n)
+    expected, _, _ = clip_and_sum(grads, {n: "all" for n in named}, {"all": 0.3})
+    assert_grads_equal(model, expected, rtol=1e-10)
