@@ -14,7 +14,7 @@ from workbench.scorecard.studies import chain_flips, scorecard_record, update_sc
 from workbench.validation import InvalidParameterError
 
 # notebook 09's smoke parameters: the smoke run then reads this test's cached chain (and vice versa)
-TINY = ChainConfig(n_tweets=200, words_per_emotion=1, names_per_group=1, noun_phrases=1, token_epochs=1,
+TINY = ChainConfig(n_tweets=200, words_per_emotion=1, names_per_group=1, noun_phrases=1, encoder_layers=1,
                    n_members=40, seed=0)
 
 
