@@ -7,9 +7,9 @@ backward pass on the re-weighted loss. This engine (in the spirit of eDP-SGD and
 book-keeping, "Differentially private optimization on large model at small cost", ICML 2023) needs a single
 forward and a single backward pass that computes **only activation gradients**:
 
-1. forward: hooks keep each trainable layer's input ``a`` and its output; one ``torch.autograd.grad`` call then
-   returns the gradient ``b`` of every layer output, and nothing else: autograd prunes the weight gradients,
-   which are never computed;
+1. forward: hooks keep each trainable layer's input ``a`` and the autograd edge of its output (not the output
+   itself, which the model frees as usual); one ``torch.autograd.grad`` call then returns the gradient ``b`` of
+   every layer output, and nothing else: autograd prunes the weight gradients, which are never computed;
 2. per-sample squared norms, layer by layer, without forming ``g_n``, by the **rule registered for the layer's
    type** (:mod:`workbench.privacy.clipping_rules`: ``nn.Linear`` on vectors and sequences with the Gram-matrix
    "ghost" identity or the per-sample gradient, whichever is smaller; ``nn.Embedding``, including position ids
@@ -17,7 +17,9 @@ forward and a single backward pass that computes **only activation gradients**:
    :func:`~workbench.privacy.clipping_rules.register_rule`);
 3. book-keeping: the clipped sum is one contraction per layer, ``W.grad += (c * b)^T a`` with
    ``c_n = min(1, C / (||g_n|| + 1e-6))`` (Opacus's clip factor); each layer's records are freed as soon as its
-   contraction is done. :func:`workbench.privacy.dp.train` first draws the Gaussian noise straight into the
+   contraction is done. Book-keeping holds every layer's ``b`` until the clip factors are known; on MiniLM that
+   is about 1.1-1.2x the peak memory of non-private training, and ``max_physical_batch_size`` bounds it (the batch
+   is processed in slices, with the same result, since each sample is clipped on its own). :func:`workbench.privacy.dp.train` first draws the Gaussian noise straight into the
    gradient buffers (:class:`workbench.privacy.noise.NoisyGradients`), so the engine accumulates onto it.
 
 This works on a pretrained transformer as it is loaded (``workbench.datasets.load_encoder("minilm").model``, a
