@@ -10,9 +10,14 @@ Notebook 02 (practical privacy)
     run per model) -> :func:`audit_vs_promise` (promised vs audited epsilon next to the TPR at low FPR) ;
     :func:`shadow_count_study` (LiRA and RMIA against 2 to 64 shadow models) ; :func:`transformer_audit_study` (the
     one-run audit of MiniLM fine-tuned with and without DP) ; :func:`canary_study` (secrets inserted into tweets, four training
-    variants, exposure and extraction) ; :func:`attack_study_record` (the run record's config, metrics, timings
+    variants, exposure and extraction) ; :func:`attack_study_configs` (the five configs from the notebook's
+    parameters) ; :func:`attack_study_record` (the run record's config, metrics, timings
     and tables, with :func:`membership_metrics` and :func:`canary_metrics`).
 Notebook 01 (DP vs non-DP)
+    :func:`load_dp_tasks` (the tweet tasks the models need) -> :func:`schedule_table` (noise per target epsilon) ;
+    :func:`accounting_curves` (epsilon vs noise, RDP and PRV) ; :func:`utility_sweep` (every model without DP and
+    at each target epsilon) ; :func:`gradient_norms` (per-example norms before and after training) ;
+    :func:`clip_noise_grid` (accuracy over clipping norm x noise) ; :func:`dp_study_record` (the run record) ;
     :func:`engine_timings` (epoch time per model and DP engine, relative to non-DP) ; :func:`dp_study_metrics`
     (flat metrics of the epsilon sweep and the timings for the run record).
 
@@ -22,7 +27,10 @@ its random numbers in a fixed order, so the same arguments give the same numbers
 from __future__ import annotations
 
 from ._labels import NON_DP, metric_label
+from .attack_configs import ATTACK_PARAMETERS, AttackStudyConfigs, attack_study_configs
 from .auditing import AuditStudy, AuditStudyConfig, audit_metrics, audit_vs_promise, one_run_audit_study
+from .dp_study import (DP_PARAMETERS, SWEEP_COLUMNS, accounting_curves, clip_noise_grid, dp_study_record, gradient_norms,
+                       load_dp_tasks, norm_summary, schedule_table, utility_sweep)
 from .canary import CanaryStudy, CanaryStudyConfig, canary_metrics, canary_study
 from .membership import (AttackPool, MembershipStudy, MembershipStudyConfig, load_attack_pool, membership_attack_study,
                          membership_metrics)
@@ -33,6 +41,19 @@ from .transformer_audit import TransformerAudit, TransformerAuditConfig, transfo
 from .training import dp_study_metrics, engine_timings
 
 __all__ = [
+    "DP_PARAMETERS",
+    "SWEEP_COLUMNS",
+    "accounting_curves",
+    "clip_noise_grid",
+    "dp_study_record",
+    "gradient_norms",
+    "load_dp_tasks",
+    "norm_summary",
+    "schedule_table",
+    "utility_sweep",
+    "ATTACK_PARAMETERS",
+    "AttackStudyConfigs",
+    "attack_study_configs",
     "NON_DP",
     "AttackPool",
     "load_attack_pool",
