@@ -7,7 +7,7 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
-from workbench.validation import Interval, Options, Seq, check
+from workbench.validation import Interval, InvalidParameterError, Options, Seq, check
 
 from ._labels import NON_DP
 
@@ -62,17 +62,13 @@ def engine_timings(tasks: Mapping[str, object], *, models: Sequence[str], engine
     from ..data import MODEL_FAMILIES, make_task_model
     from ..dp import ENGINES, DPConfig, train
 
-    engines = list(ENGINES if engines is None else engines)
-    unknown = [e for e in engines if e not in ENGINES]
-    if unknown:
-        raise ValueError(f"The 'engines' parameter of engine_timings must hold names in {ENGINES}. Got {unknown} instead.")
-    bad = [m for m in models if m not in MODEL_FAMILIES]
-    if bad:
-        raise ValueError(f"The 'models' parameter of engine_timings must hold names in {sorted(MODEL_FAMILIES)}. Got {bad} instead.")
+    engines = list(check(list(ENGINES if engines is None else engines), Seq(Options(set(ENGINES))), name="engines",
+                         owner="engine_timings"))
+    models = list(check(list(models), Seq(Options(set(MODEL_FAMILIES))), name="models", owner="engine_timings"))
     missing = sorted({MODEL_FAMILIES[m] for m in models} - set(tasks))
     if missing:
-        raise ValueError(f"The 'tasks' parameter of engine_timings lacks the features {missing} that the models {list(models)} need. "
-                         f"Got tasks for {sorted(tasks)}.")
+        raise InvalidParameterError(f"The 'tasks' parameter of engine_timings lacks the features {missing} that the models {list(models)} need. "
+                                    f"Got tasks for {sorted(tasks)}.")
     samples = check(samples, Interval(int, 1, None), name="samples", owner="engine_timings")
     repeats = check(repeats, Interval(int, 1, None), name="repeats", owner="engine_timings")
     config = dataclasses.replace(config or TrainConfig(), epochs=1)
