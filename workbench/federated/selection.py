@@ -38,6 +38,8 @@ from typing import Callable, ClassVar
 
 import numpy as np
 
+from workbench.registry import make_registered
+
 from workbench.validation import InstanceOf, Interval, check
 
 __all__ = [
@@ -284,16 +286,7 @@ def make_strategy(name: str, **params) -> SelectionStrategy:
     ...
     ValueError: The 'name' parameter of make_strategy must be one of ['activity', 'power_of_choice', 'round_robin', 'tempered', 'uniform']. Got 'oldest' instead.
     """
-    if isinstance(name, SelectionStrategy):
-        return name
-    if name not in STRATEGIES:
-        raise ValueError(f"The 'name' parameter of make_strategy must be one of {sorted(STRATEGIES)}. Got {name!r} instead.")
-    try:
-        return STRATEGIES[name](**params)
-    except TypeError as exc:
-        if isinstance(exc, ValueError):  # InvalidParameterError is both: keep its message
-            raise
-        raise ValueError(f"Bad parameters {params} for selection strategy {name!r}: {exc}") from None
+    return make_registered(STRATEGIES, name, params, owner="make_strategy", kind="selection strategy", base=SelectionStrategy)
 
 
 def select_clients(name: str, rng: np.random.Generator, *, sizes, k: int, round_idx: int = 0,

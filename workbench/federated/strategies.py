@@ -41,6 +41,7 @@ from typing import Callable, ClassVar
 import numpy as np
 import torch
 
+from workbench.registry import make_registered
 from workbench.validation import Interval, check
 
 __all__ = ["ServerStrategy", "FedAvgServer", "FedProxServer", "FedAdamServer", "FedYogiServer", "FedAdagradServer",
@@ -226,13 +227,4 @@ def make_server_strategy(name: str | ServerStrategy, **params) -> ServerStrategy
     ...
     ValueError: The 'name' parameter of make_server_strategy must be one of ['fedadagrad', 'fedadam', 'fedavg', 'fedprox', 'fedyogi']. Got 'sgd' instead.
     """
-    if isinstance(name, ServerStrategy):
-        return name
-    if name not in SERVER_STRATEGIES:
-        raise ValueError(f"The 'name' parameter of make_server_strategy must be one of {sorted(SERVER_STRATEGIES)}. Got {name!r} instead.")
-    try:
-        return SERVER_STRATEGIES[name](**params)
-    except TypeError as exc:
-        if isinstance(exc, ValueError):  # InvalidParameterError is both: keep its message
-            raise
-        raise ValueError(f"Bad parameters {params} for server strategy {name!r}: {exc}") from None
+    return make_registered(SERVER_STRATEGIES, name, params, owner="make_server_strategy", kind="server strategy", base=ServerStrategy)
