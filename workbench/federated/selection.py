@@ -39,7 +39,6 @@ from typing import Callable, ClassVar
 import numpy as np
 
 from workbench.registry import make_registered
-
 from workbench.validation import InstanceOf, Interval, check
 
 __all__ = [
