@@ -29,7 +29,7 @@ def tiny_data():
 def test_student_keeps_every_other_layer_and_leaves_the_teacher_alone():
     teacher = _tiny_llama(layers=4)
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
-    student = make_student(teacher, keep_every=2)
+    student = make_student(teacher, keep_every=2, selection="spread")
     assert student.config.num_hidden_layers == 2 and teacher.config.num_hidden_layers == 4
     for new, old in ((0, 0), (1, 2)):
         for (n1, p1), (n2, p2) in zip(student.model.layers[new].named_parameters(), teacher.model.layers[old].named_parameters()):
@@ -40,6 +40,21 @@ def test_student_keeps_every_other_layer_and_leaves_the_teacher_alone():
     assert all(torch.equal(v, teacher.state_dict()[k]) for k, v in before.items())
     out = student.generate(torch.tensor([[1, 2, 3]]), max_new_tokens=3, do_sample=False)  # KV cache indices fit
     assert out.shape == (1, 6)
+
+
+@pytest.mark.parametrize("keep_every, selection, expected", [(2, "ends", [0, 3]), (1, "ends", [0, 1, 2, 3]),
+                                                             (3, "spread", [0, 3]), (4, "ends", [0])])
+def test_student_layer_selections(keep_every, selection, expected):
+    from workbench.distillation.student import student_layers
+
+    teacher = _tiny_llama(layers=4)
+    assert student_layers(4, keep_every=keep_every, selection=selection) == expected
+    student = make_student(teacher, keep_every=keep_every, selection=selection)
+    assert student.config.num_hidden_layers == len(expected)
+    for new, old in enumerate(expected):
+        assert torch.equal(student.model.layers[new].mlp.up_proj.weight, teacher.model.layers[old].mlp.up_proj.weight)
+    with pytest.raises(ValueError, match="'selection' parameter of student_layers must be one of"):
+        make_student(teacher, selection="random")
 
 
 def test_teacher_targets_are_the_teachers_topk_and_are_cached(tiny_data, tmp_path, monkeypatch):

@@ -1,19 +1,62 @@
-"""The student: a shallower copy of the teacher, initialised from every ``keep_every``-th of its layers
-(DistilGPT2 and DistilBERT were made the same way).
+"""The student: a shallower copy of the teacher, initialised from a subset of its layers.
 
-With SmolLM2-135M (30 decoder layers, width 576, 134.5M parameters of which 28.3M are the tied embedding /
-output matrix) and ``keep_every=2`` the student keeps layers 0, 2, ..., 28: 15 layers, 81.4M parameters, of which
-53.1M train (the embedding stays frozen by default).
+``keep_every=k`` keeps ``ceil(n_layers / k)`` of the teacher's layers; :data:`LAYER_SELECTIONS` says which:
+
+* ``"ends"`` (the default): the first 40% and the last 60% of that count, i.e. a contiguous block of middle
+  layers is dropped (deep transformers tolerate losing middle layers far better than losing their first or last
+  ones);
+* ``"spread"``: layers 0, k, 2k, ... (how DistilGPT2 and DistilBERT were initialised).
+
+Why "ends": on 16 held-out passages of 64 tokens (seed 0) the teacher SmolLM2-135M (30 layers) has perplexity
+44.8; untrained 15-layer students have 1,262,397 with "spread" (layers 0, 2, ..., 28: the model is broken,
+confidently wrong) and 1,250 with "ends" (layers 0-5 and 21-29). After the same 8 distillation steps (64 rows,
+lr 3e-4) they reach 29,885 and 764. With SmolLM2-135M (width 576, 134.5M parameters of which 28.3M are the tied
+embedding / output matrix) a 15-layer student has 81.4M parameters, of which 53.1M train (the embedding stays
+frozen by default).
 """
 from __future__ import annotations
 
 import copy
 
-__all__ = ["make_student", "count_parameters"]
+__all__ = ["LAYER_SELECTIONS", "student_layers", "make_student", "count_parameters"]
 
 
-def make_student(teacher, *, keep_every: int = 2, freeze_embeddings: bool = True):
-    """A new causal LM with the teacher's embeddings, final norm and head, and its layers 0, k, 2k, ...
+def _spread(n_layers: int, n_keep: int, keep_every: int) -> list:
+    return list(range(0, n_layers, keep_every))
+
+
+def _ends(n_layers: int, n_keep: int, keep_every: int) -> list:
+    first = min(n_keep, max(1, round(0.4 * n_keep))) if n_keep > 1 else 1
+    return list(range(first)) + list(range(n_layers - (n_keep - first), n_layers))
+
+
+#: Layer selection -> function ``(n_layers, n_keep, keep_every) -> teacher layer indices`` (sorted, distinct).
+LAYER_SELECTIONS = {"ends": _ends, "spread": _spread}
+
+
+def student_layers(n_layers: int, *, keep_every: int = 2, selection: str = "ends") -> list:
+    """The teacher layers a student keeps: ``ceil(n_layers / keep_every)`` of them, chosen by ``selection``.
+
+    Examples
+    --------
+    >>> student_layers(30, keep_every=2)
+    [0, 1, 2, 3, 4, 5, 21, 22, 23, 24, 25, 26, 27, 28, 29]
+    >>> student_layers(30, keep_every=2, selection="spread")[:4]
+    [0, 2, 4, 6]
+    >>> student_layers(30, keep_every=15), student_layers(4, keep_every=1)
+    ([0, 29], [0, 1, 2, 3])
+    """
+    from workbench.validation import Interval, Options, check
+
+    check(n_layers, Interval(int, 1, None), name="n_layers", owner="student_layers")
+    check(keep_every, Interval(int, 1, n_layers), name="keep_every", owner="student_layers")
+    check(selection, Options(set(LAYER_SELECTIONS)), name="selection", owner="student_layers")
+    n_keep = len(range(0, n_layers, keep_every))
+    return LAYER_SELECTIONS[selection](n_layers, n_keep, keep_every)
+
+
+def make_student(teacher, *, keep_every: int = 2, selection: str = "ends", freeze_embeddings: bool = True):
+    """A new causal LM with the teacher's embeddings, final norm and head, and the layers of :func:`student_layers`.
 
     The teacher is left untouched (the student's weights are copies). With ``freeze_embeddings`` (the default)
     the token embedding (tied to the output head in SmolLM2: 28.3M of the student's 81.4M parameters) keeps the
@@ -29,12 +72,11 @@ def make_student(teacher, *, keep_every: int = 2, freeze_embeddings: bool = True
     >>> student.config.num_hidden_layers, len(student.model.layers)
     (2, 2)
     """
-    from workbench.validation import Boolean, Interval, check
+    from workbench.validation import Boolean, check
 
     n_layers = int(teacher.config.num_hidden_layers)
-    check(keep_every, Interval(int, 1, n_layers), name="keep_every", owner="make_student")
     check(freeze_embeddings, Boolean(), name="freeze_embeddings", owner="make_student")
-    keep = list(range(0, n_layers, keep_every))
+    keep = student_layers(n_layers, keep_every=keep_every, selection=selection)
     student = copy.deepcopy(teacher)
     import torch
 

@@ -12,7 +12,8 @@ variant            what the student is trained on
 ``cda_perturbed``  both
 =================  =============================================================================================
 
-Every student starts from the same initialisation (every ``keep_every``-th teacher layer) and sees ``n_train``
+Every student starts from the same initialisation (``ceil(30 / keep_every)`` teacher layers chosen by
+``layer_selection``, :func:`.student.student_layers`) and sees ``n_train``
 rows of ``seq_len`` tokens per epoch, drawn from its own training set with the same seed.
 """
 from __future__ import annotations
@@ -39,7 +40,8 @@ class DistillationStudyConfig:
 
     Corpus: ``sources`` of :func:`workbench.datasets.load_corpus`, at most ``max_documents`` per source, cut into
     passages of ``seq_len`` tokens; ``n_train`` training rows (the token budget is ``n_train * seq_len * epochs``),
-    ``n_heldout`` held-out rows for perplexity. Distillation: student from every ``keep_every``-th layer, teacher
+    ``n_heldout`` held-out rows for perplexity. Distillation: student from ``ceil(n_layers / keep_every)`` teacher
+    layers chosen by ``layer_selection`` ("ends" | "spread", :data:`.student.LAYER_SELECTIONS`), teacher
     top-``top_k`` cache, ``temperature``, ``alpha`` (weight of the KL term), AdamW ``lr``, ``batch_size``,
     ``epochs``; ``perturbation`` ("swap" | "equalize") and ``cda_mode`` ("one_sided" | "substitute"). Evaluation:
     ``n_professions`` prompt pairs, ``max_new_tokens`` sampled tokens, ``n_bootstrap`` resamples, ``n_tweets``
@@ -63,24 +65,27 @@ class DistillationStudyConfig:
     n_heldout: int = 16
     epochs: int = 1
     keep_every: int = 2
+    layer_selection: str = "ends"
     top_k: int = 32
     temperature: float = 2.0
     alpha: float = 0.5
-    lr: float = 3e-4
+    lr: float = 1e-3
     batch_size: int = 8
     perturbation: str = "swap"
     cda_mode: str = "one_sided"
     variants: tuple = tuple(VARIANTS)
     n_professions: int = 20
-    max_new_tokens: int = 20
+    max_new_tokens: int = 12
     n_bootstrap: int = 1000
-    n_tweets: int = 200
+    n_tweets: int = 100
     corpus_words: int = 1
     seed: int = 0
     progress: bool = False
 
     def __post_init__(self):
         from workbench.datasets.corpus import CORPUS_SOURCES
+
+        from .student import LAYER_SELECTIONS
 
         sources = [self.sources] if isinstance(self.sources, str) else list(self.sources)
         variants = [self.variants] if isinstance(self.variants, str) else list(self.variants)
@@ -89,7 +94,8 @@ class DistillationStudyConfig:
         check_fields(self, sources=Seq(Options(set(CORPUS_SOURCES)), min_len=1),
                      max_documents=(Interval(int, 1, None), None), seq_len=Interval(int, 16, 512),
                      n_train=Interval(int, 1, None), n_heldout=Interval(int, 1, None), epochs=Interval(int, 1, None),
-                     keep_every=Interval(int, 1, None), top_k=Interval(int, 1, None),
+                     keep_every=Interval(int, 1, None), layer_selection=Options(set(LAYER_SELECTIONS)),
+                     top_k=Interval(int, 1, None),
                      temperature=Interval(float, 0, None, closed="neither"), alpha=Interval(float, 0, 1),
                      lr=Interval(float, 0, None, closed="neither"), batch_size=Interval(int, 1, None),
                      perturbation=Options({"swap", "equalize"}), cda_mode=Options({"one_sided", "substitute"}),
@@ -207,7 +213,7 @@ def distillation_study(config: DistillationStudyConfig, *, keep_models: bool = T
         else:
             use_cda, use_perturb = VARIANTS[variant]
             torch.manual_seed(cfg.seed)
-            model = make_student(teacher, keep_every=cfg.keep_every)
+            model = make_student(teacher, keep_every=cfg.keep_every, selection=cfg.layer_selection)
             steps = distill(model, targets[use_cda], epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                             temperature=cfg.temperature, alpha=cfg.alpha,
                             perturbation=cfg.perturbation if use_perturb else None, seed=cfg.seed, progress=cfg.progress)
