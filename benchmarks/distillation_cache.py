@@ -5,7 +5,7 @@
 
 Measures, on the same rows: (1) the teacher's top-k pass that fills the cache (cold; the cache folder is a fresh
 temporary one, so nothing on disk is touched), (2) reading it back (warm), (3) distillation steps of the default
-student (every other layer) with the frozen tied embedding and with it trainable. Writes
+student (15 of 30 layers, "ends" selection) with the frozen tied embedding and with it trainable. Writes
 ``benchmarks/results/distillation_cache.json`` (or ``--output``). Numbers depend on the machine's load: rerun on a
 quiet machine before quoting them.
 """

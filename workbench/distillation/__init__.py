@@ -1,6 +1,6 @@
 """Study 08: counterfactual role-reversal distillation of a language model (Gupta et al., Findings of ACL 2022).
 
-SmolLM2-135M (the teacher) is distilled into a student made of every other of its layers, plainly or with
+SmolLM2-135M (the teacher) is distilled into a student made of half of its layers (the first 6 and the last 9), plainly or with
 counterfactual role reversal: gender-swapped copies of the training text (:mod:`.role_reversal`, CDA) and/or the
 teacher's next-token probabilities swapped between gendered token pairs. The models are compared on gender
 disparity in open-ended generation, perplexity on held-out text, and the fairness of a downstream tweet classifier
