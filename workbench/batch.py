@@ -707,6 +707,7 @@ def _run_processes(specs, pending, args, jobs, record) -> None:
     workers = min(jobs, len(pending))
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(workers, os.getpid()))
     futures: dict[Future, int] = {}
+    interrupted = False
     try:
         futures = {pool.submit(_execute_quietly, specs[i], *args): i for i in pending}
         remaining = set(futures)
@@ -715,19 +716,25 @@ def _run_processes(specs, pending, args, jobs, record) -> None:
             for fut in done:
                 record(futures[fut], fut.result())
     except KeyboardInterrupt as exc:
+        interrupted = True
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
         try:
             running = {i for fut, i in futures.items() if not fut.done() and runlock.holder(specs[i].output_dir)}
             worker_pids = list(getattr(pool, "_processes", None) or {})
             pool.shutdown(wait=False, cancel_futures=True)  # queued runs never start (cancelled by the pool itself)
             stop_tree(worker_pids)  # the running ones stop, kernels included
-            pool.shutdown(wait=True)
+            # Bounded: a worker killed while it held the pool's call queue can leave the pool's manager thread
+            # waiting for good; the workers are gone either way, so Ctrl-C must not wait on it without end.
+            manager = getattr(pool, "_executor_manager_thread", None)
+            if manager is not None:
+                manager.join(timeout=10)
         finally:
             signal.signal(signal.SIGINT, previous)
         exc.stopped = running
         raise
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        if not interrupted:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _run_dask(specs, pending, args, address, record) -> None:
