@@ -112,3 +112,76 @@ def test_perturb_rejects_bad_pairs_and_modes():
         perturb_probabilities(p, pairs=[[0, 1], [1, 2]])
     with pytest.raises(InvalidParameterError, match="'mode' parameter of perturb_probabilities must be one of"):
         perturb_probabilities(p, pairs=[[0, 1]], mode="max")
+
+
+# --- two-sided CDA and the training budget -------------------------------------------------------------------------
+from collections import Counter  # noqa: E402
+
+from workbench.distillation.role_reversal import training_rows  # noqa: E402
+
+GENDERED = [f"she won game {i}" for i in range(30)] + [f"my father cooked dish {i}" for i in range(20)]
+NEUTRAL = [f"it rained on day {i}" for i in range(25)]
+
+
+def test_two_sided_augment_puts_each_swapped_copy_after_its_original():
+    assert augment_texts(["she won", "it rained", "my father cooks"], mode="two_sided") == [
+        "she won", "he won", "it rained", "my father cooks", "my mother cooks"]
+    # the same texts as one-sided augmentation, in another order
+    assert Counter(augment_texts(GENDERED + NEUTRAL, mode="two_sided")) == Counter(augment_texts(GENDERED + NEUTRAL))
+
+
+@pytest.mark.parametrize("n", [10, 11, 40, 75])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_two_sided_rows_are_balanced_pairs_within_the_same_budget(n, seed):
+    rows = training_rows(GENDERED + NEUTRAL, n=n, mode="two_sided", seed=seed)
+    assert len(rows) == n  # the same number of rows as every other variant
+    counts = Counter(rows)
+    for text, k in counts.items():
+        twin = cda_swap(text)
+        if twin != text:  # every gendered row has its counterfactual, as often as itself
+            assert counts[twin] == k, (text, twin)
+    female = sum(gendered_word_counts(t)[0] for t in rows)
+    male = sum(gendered_word_counts(t)[1] for t in rows)
+    assert female == male and female > 0
+    assert set(rows) <= set(augment_texts(GENDERED + NEUTRAL, mode="two_sided"))
+
+
+def test_one_sided_rows_need_not_be_balanced_but_two_sided_always_are():
+    unbalanced = 0
+    for seed in range(10):
+        rows = training_rows(GENDERED + NEUTRAL, n=20, mode="one_sided", seed=seed)
+        f, m = np.sum([gendered_word_counts(t) for t in rows], axis=0)
+        unbalanced += f != m
+    assert unbalanced > 0  # what two-sided mode fixes
+
+
+def test_two_sided_is_the_identity_on_texts_without_gendered_words():
+    rows = training_rows(NEUTRAL, n=25, mode="two_sided", seed=0)
+    assert sorted(rows) == sorted(NEUTRAL)
+    assert training_rows(NEUTRAL, n=7, mode="two_sided", seed=4) == training_rows(NEUTRAL, n=7, seed=4)
+    assert augment_texts(NEUTRAL, mode="two_sided") == NEUTRAL
+
+
+def test_training_rows_budget_rules_are_the_same_for_every_mode():
+    texts = GENDERED + NEUTRAL
+    plain = training_rows(texts, n=30, seed=5)
+    assert len(set(plain)) == 30 and set(plain) <= set(texts) and plain == training_rows(texts, n=30, seed=5)
+    for mode in ("one_sided", "substitute", "two_sided"):
+        rows = training_rows(texts, n=30, mode=mode, seed=5)
+        assert len(rows) == 30 and rows == training_rows(texts, n=30, mode=mode, seed=5)
+    # one-sided and substitute draw from augment_texts exactly as before (the teacher cache keys stay the same)
+    aug = augment_texts(texts, mode="one_sided", seed=5)
+    assert training_rows(texts, n=30, mode="one_sided", seed=5) == [aug[i] for i in np.random.default_rng(5).permutation(len(aug))[:30]]
+
+
+def test_training_rows_rejects_impossible_budgets_and_bad_input():
+    with pytest.raises(ValueError, match="'n' parameter of training_rows must be at most 75"):
+        training_rows(GENDERED + NEUTRAL, n=76, seed=0)
+    with pytest.raises(ValueError, match="at most 125 .*after two_sided augmentation"):
+        training_rows(GENDERED + NEUTRAL, n=126, mode="two_sided")
+    with pytest.raises(ValueError, match="without splitting"):
+        training_rows(GENDERED[:3], n=5, mode="two_sided")
+    with pytest.raises(InvalidParameterError, match="'mode' parameter of training_rows must be one of"):
+        training_rows(NEUTRAL, n=2, mode="both")
+    with pytest.raises(InvalidParameterError, match="'n' parameter of training_rows must be an int >= 1"):
+        training_rows(NEUTRAL, n=0)

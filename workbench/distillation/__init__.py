@@ -11,9 +11,11 @@ top-k teacher distributions), :mod:`.student`, :mod:`.train` (the loss and loop)
 :mod:`.studies` (config, study function, run record). Heavy imports (torch, transformers) happen inside them, not
 here.
 """
-from .role_reversal import CDA_MODES, PERTURBATIONS, augment_texts, cda_swap, gendered_word_counts, perturb_probabilities
+from .role_reversal import (CDA_MODES, PERTURBATIONS, augment_texts, cda_swap, gendered_word_counts, perturb_probabilities,
+                            training_rows)
 from .studies import VARIANTS, DistillationStudy, DistillationStudyConfig, distillation_metrics, distillation_record, distillation_study
 
 __all__ = ["CDA_MODES", "PERTURBATIONS", "augment_texts", "cda_swap", "gendered_word_counts", "perturb_probabilities",
+           "training_rows",
            "VARIANTS", "DistillationStudy", "DistillationStudyConfig", "distillation_metrics", "distillation_record",
            "distillation_study"]

@@ -8,7 +8,9 @@ Two ways to show a student language model both genders in the same roles while i
   either *one-sided* (``mode="one_sided"``: the originals plus a swapped copy of every text that contains a
   gendered term; the corpus grows) or by substitution (``mode="substitute"``, counterfactual data substitution of
   Maudslay et al. 2019: each gendered text is replaced by its swapped copy with probability 1/2, the corpus keeps
-  its size).
+  its size), or *two-sided* (``mode="two_sided"``: every gendered text next to its swapped copy, and
+  :func:`training_rows` draws the training budget in (original, counterfactual) pairs, so every gendered text a
+  student sees comes with its role-reversed twin and the rows it trains on are gender-balanced).
 * **Teacher probability perturbation**: :func:`perturb_probabilities` changes the teacher's next-token
   distribution on every gendered token pair (female token, male token): ``"swap"`` exchanges the two
   probabilities, ``"equalize"`` gives both their mean. Both keep each row's total, so a distribution stays a
@@ -27,14 +29,16 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["PERTURBATIONS", "CDA_MODES", "role_reversal_lexicon", "cda_swap", "augment_texts", "gendered_word_counts",
+__all__ = ["PERTURBATIONS", "CDA_MODES", "role_reversal_lexicon", "cda_swap", "augment_texts", "training_rows",
+           "gendered_word_counts",
            "gender_token_pairs", "perturb_probabilities"]
 
 #: Teacher-probability perturbations: name -> what happens to a (female, male) token pair's probabilities.
 PERTURBATIONS = {"swap": "exchange the two probabilities", "equalize": "both get the pair's mean probability"}
 #: CDA modes of :func:`augment_texts`.
 CDA_MODES = {"one_sided": "originals + swapped copies of gendered texts",
-             "substitute": "each gendered text swapped with probability 1/2 (same corpus size)"}
+             "substitute": "each gendered text swapped with probability 1/2 (same corpus size)",
+             "two_sided": "every gendered text with its swapped copy, drawn in pairs (balanced rows)"}
 #: Pronoun pairs (female, male) used for token-level perturbation ("her" pairs with "his", "hers"/"him" are left out
 #: so that every token belongs to one pair at most).
 PRONOUN_PAIRS = (("she", "he"), ("her", "his"), ("herself", "himself"))
@@ -112,32 +116,91 @@ def augment_texts(texts: Sequence[str], *, mode: str = "one_sided", seed: int = 
     Parameters
     ----------
     texts : sequence of str
-    mode : {"one_sided", "substitute"}
+    mode : {"one_sided", "substitute", "two_sided"}
         ``"one_sided"``: the originals, in order, then a swapped copy of each text that changed under
         :func:`cda_swap`. ``"substitute"``: one text per original, the swapped copy in place of the original for a
-        random half (drawn with ``seed``) of the texts that contain a gendered term.
+        random half (drawn with ``seed``) of the texts that contain a gendered term. ``"two_sided"``: the same texts
+        as ``"one_sided"``, but each swapped copy right after its original (use :func:`training_rows` to draw a
+        budget from it without splitting a pair).
     seed : int
 
     Examples
     --------
     >>> augment_texts(["she won", "it rained"])
     ['she won', 'it rained', 'he won']
+    >>> augment_texts(["she won", "it rained"], mode="two_sided")
+    ['she won', 'he won', 'it rained']
     >>> len(augment_texts(["she won", "it rained"], mode="substitute"))
     2
     """
+    return [t for unit in _cda_units(texts, mode=mode, seed=seed, owner="augment_texts") for t in unit]
+
+
+def _cda_units(texts, *, mode, seed, owner):
+    """The augmented corpus as units: 1-tuples, or (original, counterfactual) pairs in ``"two_sided"`` mode."""
     from workbench.validation import Interval, Options, check
 
-    check(mode, Options(set(CDA_MODES)), name="mode", owner="augment_texts")
-    check(seed, Interval(int, 0, None), name="seed", owner="augment_texts")
+    check(mode, Options(set(CDA_MODES)), name="mode", owner=owner)
+    check(seed, Interval(int, 0, None), name="seed", owner=owner)
     if isinstance(texts, str):
-        raise TypeError("The 'texts' parameter of augment_texts must be a sequence of str, not one str.")
+        raise TypeError(f"The 'texts' parameter of {owner} must be a sequence of str, not one str.")
     texts = list(texts)
     swapped = [cda_swap(t) for t in texts]
     changed = [s != t for s, t in zip(swapped, texts)]
     if mode == "one_sided":
-        return texts + [s for s, c in zip(swapped, changed) if c]
+        return [(t,) for t in texts] + [(s,) for s, c in zip(swapped, changed) if c]
+    if mode == "two_sided":
+        return [(t, s) if c else (t,) for t, s, c in zip(texts, swapped, changed)]
     flip = np.random.default_rng(seed).random(len(texts)) < 0.5
-    return [s if (c and f) else t for t, s, c, f in zip(texts, swapped, changed, flip)]
+    return [(s if (c and f) else t,) for t, s, c, f in zip(texts, swapped, changed, flip)]
+
+
+def training_rows(texts: Sequence[str], *, n: int, mode: str | None = None, seed: int = 0) -> list[str]:
+    """The ``n`` training texts of one student: the same budget rule for every variant.
+
+    ``mode=None`` (no CDA): ``n`` of ``texts`` drawn without replacement with ``seed``. A CDA mode of
+    :data:`CDA_MODES`: ``n`` texts drawn the same way from :func:`augment_texts`; in ``"two_sided"`` mode the draw
+    is over (original, counterfactual) pairs and texts without a gendered term, taken whole in the drawn order
+    until ``n`` texts are reached (a pair that no longer fits is passed over for the next single text), so every
+    gendered text comes with its swapped twin.
+
+    Raises
+    ------
+    ValueError
+        When fewer than ``n`` texts are available, or when a two-sided draw cannot fill ``n`` without splitting a
+        pair (an odd ``n`` and no text without a gendered term).
+
+    Examples
+    --------
+    >>> training_rows(["she won", "it rained", "he lost"], n=2, mode="two_sided", seed=0)
+    ['he lost', 'she lost']
+    >>> len(training_rows(["she won", "it rained", "he lost"], n=3, mode="two_sided", seed=1))
+    3
+    """
+    from workbench.validation import Interval, check
+
+    owner = "training_rows"
+    check(n, Interval(int, 1, None), name="n", owner=owner)
+    units = [(t,) for t in texts] if mode is None else _cda_units(texts, mode=mode, seed=seed, owner=owner)
+    if mode is None:
+        check(seed, Interval(int, 0, None), name="seed", owner=owner)
+        if isinstance(texts, str):
+            raise TypeError(f"The 'texts' parameter of {owner} must be a sequence of str, not one str.")
+    available = sum(len(u) for u in units)
+    if n > available:
+        raise ValueError(f"The 'n' parameter of {owner} must be at most {available} (the texts available"
+                         f"{'' if mode is None else f' after {mode} augmentation'}). Got {n} instead.")
+    order = np.random.default_rng(seed).permutation(len(units))
+    if mode != "two_sided":
+        return [units[i][0] for i in order[:n]]
+    rows = []
+    for i in order:
+        if len(rows) + len(units[i]) <= n:
+            rows += units[i]
+        if len(rows) == n:
+            return rows
+    raise ValueError(f"A two-sided draw of {n} texts cannot be filled without splitting an (original, "
+                     f"counterfactual) pair: {owner} needs an even 'n' or texts without gendered terms. Got n={n}.")
 
 
 def gender_token_pairs(tokenizer) -> np.ndarray:

@@ -7,7 +7,7 @@ variant            what the student is trained on
 =================  =============================================================================================
 ``teacher``        (not trained) SmolLM2-135M itself
 ``distilled``      plain distillation: the corpus passages, the teacher's distributions as they are
-``cda``            counterfactual data augmentation: the passages plus gender-swapped copies (one-sided)
+``cda``            counterfactual data augmentation: passages and gender-swapped copies (``cda_mode``)    
 ``perturbed``      the corpus passages, the teacher's probabilities swapped/equalised on gendered token pairs
 ``cda_perturbed``  both
 =================  =============================================================================================
@@ -43,7 +43,8 @@ class DistillationStudyConfig:
     ``n_heldout`` held-out rows for perplexity. Distillation: student from ``ceil(n_layers / keep_every)`` teacher
     layers chosen by ``layer_selection`` ("ends" | "spread", :data:`.student.LAYER_SELECTIONS`), teacher
     top-``top_k`` cache, ``temperature``, ``alpha`` (weight of the KL term), AdamW ``lr``, ``batch_size``,
-    ``epochs``; ``perturbation`` ("swap" | "equalize") and ``cda_mode`` ("one_sided" | "substitute"). Evaluation:
+    ``epochs``; ``perturbation`` ("swap" | "equalize") and ``cda_mode`` ("one_sided" | "substitute" | "two_sided",
+    :data:`.role_reversal.CDA_MODES`). Evaluation:
     ``n_professions`` prompt pairs, ``max_new_tokens`` sampled tokens, ``n_bootstrap`` resamples, ``n_tweets``
     tweets for the downstream head (0 skips the downstream audit), ``corpus_words`` emotion words per emotion of the
     evaluation corpus.
@@ -85,6 +86,7 @@ class DistillationStudyConfig:
     def __post_init__(self):
         from workbench.datasets.corpus import CORPUS_SOURCES
 
+        from .role_reversal import CDA_MODES
         from .student import LAYER_SELECTIONS
 
         sources = [self.sources] if isinstance(self.sources, str) else list(self.sources)
@@ -98,7 +100,7 @@ class DistillationStudyConfig:
                      top_k=Interval(int, 1, None),
                      temperature=Interval(float, 0, None, closed="neither"), alpha=Interval(float, 0, 1),
                      lr=Interval(float, 0, None, closed="neither"), batch_size=Interval(int, 1, None),
-                     perturbation=Options({"swap", "equalize"}), cda_mode=Options({"one_sided", "substitute"}),
+                     perturbation=Options({"swap", "equalize"}), cda_mode=Options(set(CDA_MODES)),
                      variants=Seq(Options(set(VARIANTS)), min_len=1), n_professions=Interval(int, 1, None),
                      max_new_tokens=Interval(int, 1, None), n_bootstrap=Interval(int, 1, None),
                      n_tweets=Interval(int, 0, None), corpus_words=Interval(int, 0, 5), seed=Interval(int, 0, None),
@@ -143,11 +145,6 @@ class DistillationStudy:
     tokenizer: object = field(default=None, repr=False)
 
 
-def _training_rows(texts, *, n, seed):
-    rng = np.random.default_rng(seed)
-    return [texts[i] for i in rng.permutation(len(texts))[:n]]
-
-
 def distillation_study(config: DistillationStudyConfig, *, keep_models: bool = True) -> DistillationStudy:
     """Distil the teacher into one student per variant of ``config.variants`` and evaluate all five models.
 
@@ -162,7 +159,7 @@ def distillation_study(config: DistillationStudyConfig, *, keep_models: bool = T
     from .corpus import make_passages, tokenize_passages
     from .evaluate import (downstream_audit, generate_continuations, generation_gaps, generation_prompts, perplexity,
                            score_continuations, sentiment_scorer)
-    from .role_reversal import augment_texts, gender_token_pairs
+    from .role_reversal import gender_token_pairs, training_rows
     from .student import count_parameters, make_student
     from .teacher import teacher_targets
     from .train import distill
@@ -178,10 +175,8 @@ def distillation_study(config: DistillationStudyConfig, *, keep_models: bool = T
                          "Raise max_documents or lower them.")
     heldout = tokenize_passages(passages.heldout[: cfg.n_heldout], tokenizer, seq_len=cfg.seq_len)
     pairs = gender_token_pairs(tokenizer)
-    train_sets = {
-        False: _training_rows(passages.train, n=cfg.n_train, seed=cfg.seed),
-        True: _training_rows(augment_texts(passages.train, mode=cfg.cda_mode, seed=cfg.seed), n=cfg.n_train, seed=cfg.seed),
-    }
+    train_sets = {False: training_rows(passages.train, n=cfg.n_train, seed=cfg.seed),
+                  True: training_rows(passages.train, n=cfg.n_train, mode=cfg.cda_mode, seed=cfg.seed)}
     students = [v for v in cfg.variants if v != "teacher"]
     targets = {}
     timings["teacher_cache_seconds"] = 0.0
