@@ -68,3 +68,65 @@ def test_other_models_take_the_vmap_path_and_agree():
     a, b = both(data, cfg, norm_model)
     torch.testing.assert_close(parameters_to_vector(b.model.parameters()).detach(),
                                parameters_to_vector(a.model.parameters()).detach(), rtol=0, atol=2e-5)
+
+
+def test_fused_path_is_taken_for_the_study_models():
+    """CharMLP and the features MLP take the hand-written backward (no autograd), not the vmap fallback."""
+    from workbench.federated.batched import FusedChain, supports_stacked
+    from workbench.federated.tasks import CharMLP
+    from workbench.models import MLP
+
+    assert supports_stacked(CharMLP(vocab_size=5, context=3)) and supports_stacked(MLP(in_features=4, out_features=2))
+    assert not supports_stacked(MLP(in_features=4, out_features=2, dropout=0.5))
+    frozen = model_fn()
+    frozen[0].bias.requires_grad_(False)
+    assert not supports_stacked(frozen)  # the fused path trains every parameter
+    data = uneven_data()
+    sim = BatchedSimulator(data, model_fn=model_fn, config=FedConfig(rounds=1, clients_per_round=4, batch_size=8))
+    sim.run_round(0)
+    assert isinstance(sim._chain, FusedChain) and sim._chain.flat.shape == (4, sim.n_params)
+    with pytest.raises(ValueError, match="'model' parameter of FusedChain"):
+        FusedChain(nn.Sequential(nn.Linear(2, 2), nn.LayerNorm(2)), k=2)
+
+
+@pytest.mark.parametrize("changes", [
+    {"dp_clip": 0.5, "dp_noise_multiplier": 0.3, "strategy": "activity"},   # DP-FedAvg on the fused deltas
+    {"max_local_steps": 6, "server": "fedprox", "server_params": {"proximal_mu": 0.1}, "strategy": "power_of_choice"},
+])
+def test_fused_relu_mlp_equals_per_device_loop(changes):
+    from workbench.models import MLP
+
+    def relu_mlp():  # Flatten, Linear, ReLU (in place after the Linear), Linear, ReLU, Linear
+        return MLP(in_features=6, out_features=3, hidden=(12, 10))
+
+    data = uneven_data()
+    cfg = FedConfig(**{"rounds": 3, "clients_per_round": 4, "batch_size": 8, "client_lr": 0.3, "seed": 3, **changes})
+    a, b = both(data, cfg, relu_mlp)
+    assert [r["selected"] for r in a.history] == [r["selected"] for r in b.history]
+    torch.testing.assert_close(parameters_to_vector(b.model.parameters()).detach(),
+                               parameters_to_vector(a.model.parameters()).detach(), rtol=0, atol=2e-5)
+
+
+def test_activation_chains_out_of_place():
+    """ReLU after Tanh (the activation's input is another activation's output, so it may not be overwritten)."""
+    def chain():
+        return nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.ReLU(), nn.Linear(8, 3))
+
+    data = uneven_data()
+    cfg = FedConfig(rounds=2, clients_per_round=5, batch_size=8, max_local_steps=5, client_lr=0.3, seed=4)
+    a, b = both(data, cfg, chain)
+    torch.testing.assert_close(parameters_to_vector(b.model.parameters()).detach(),
+                               parameters_to_vector(a.model.parameters()).detach(), rtol=0, atol=2e-5)
+
+
+@pytest.mark.parametrize("n, epochs, batch_size, max_steps", [(1, 1, 4, None), (7, 3, 3, None), (10, 2, 4, 4),
+                                                              (9, 2, 3, 3), (5, 2, 8, None), (6, 1, 2, 10)])
+def test_padded_schedule_is_minibatch_schedule(n, epochs, batch_size, max_steps):
+    from workbench.federated.batched import minibatch_schedule, padded_schedule
+
+    plain = minibatch_schedule(n, epochs=epochs, batch_size=batch_size, max_steps=max_steps,
+                               generator=torch.Generator().manual_seed(n))
+    padded = padded_schedule(n, epochs=epochs, batch_size=batch_size, max_steps=max_steps,
+                             generator=torch.Generator().manual_seed(n))
+    assert len(padded) == len(plain)
+    assert [row[row >= 0].tolist() for row in padded] == [b.tolist() for b in plain]

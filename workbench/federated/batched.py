@@ -1,17 +1,22 @@
 """Batched local updates: a round's selected devices train together, one vectorised SGD step for all of them.
 
-:class:`BatchedSimulator` overrides :meth:`FedAvgSimulator.local_updates` only. It stacks one copy of the global
-weights per selected device (leading dimension ``k``), and at every local step evaluates all devices'
-minibatches in one autograd graph: models made of ``Embedding``, ``Flatten``, ``Linear``, ``ReLU``/``Tanh``
-(the study's :class:`~workbench.federated.tasks.CharMLP` and :class:`~workbench.models.MLP`) run as batched
-matrix products (:func:`stacked_forward`); any other model runs through ``torch.func.functional_call`` under
-``torch.func.vmap``, which is generic but, for these small models, no faster than the per-device loop.
-The loss is the sum of the devices' own mean losses, so each device's slice of the gradient is its own
-gradient. Devices hold
-different amounts of data, so minibatches are padded to ``batch_size`` with a mask, and a device that has run
-out of steps gets an all-zero mask (a zero step). Each device's minibatch order is drawn exactly as
+:class:`BatchedSimulator` overrides :meth:`FedAvgSimulator.local_updates` only. Every selected device's copy
+of the weights is one row of a single ``[k, n_parameters]`` buffer (reused from round to round), and every
+local step trains all ``k`` devices at once:
+
+* models made of ``Embedding``, ``Flatten``, ``Linear``, ``ReLU``/``Tanh`` (the study's
+  :class:`~workbench.federated.tasks.CharMLP` and :class:`~workbench.models.MLP`) take the *fused* path
+  (:class:`FusedChain`): the forward pass is batched matrix products over the stacked weights, the backward
+  pass of the cross-entropy is written out by hand (no autograd graph), and each weight gradient is added
+  straight into the weights by ``baddbmm_`` (the SGD step fused with the gradient product, in place);
+* any other model runs through ``torch.func.functional_call`` under ``torch.func.vmap`` with autograd, which
+  is generic but, for these small models, no faster than the per-device loop.
+
+The loss is each device's own mean loss, so each device's slice of the gradient is its own gradient. Devices
+hold different amounts of data, so minibatches are padded to ``batch_size`` with a mask, and a device that has
+run out of steps gets an all-zero mask (a zero step). Each device's minibatch order is drawn exactly as
 :func:`~workbench.federated.simulation.local_update` draws it (the same seeded generator, the same permutation
-per epoch), so the result equals the per-device loop up to float rounding (tests check this).
+per epoch), so the result equals the per-device loop up to float rounding (tests check this within 2e-5).
 
 Examples
 --------
@@ -33,11 +38,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.utils import parameters_to_vector
 
 from .simulation import ClientUpdates, FedAvgSimulator, RoundPlan, client_seed
 
-__all__ = ["BatchedSimulator", "minibatch_schedule", "stacked_forward", "supports_stacked"]
+__all__ = ["BatchedSimulator", "FusedChain", "minibatch_schedule", "padded_schedule", "stacked_forward",
+           "supports_stacked"]
 
 _ACTIVATIONS = {nn.ReLU: torch.relu, nn.Tanh: torch.tanh}
 
@@ -48,6 +53,8 @@ def _leaves(model: nn.Module):
 
     if isinstance(model, CharMLP):
         return [("embedding", model.embedding)] + [(f"net.{n}", m) for n, m in model.net.named_children()]
+    if isinstance(model, nn.Linear):
+        return [("", model)]
     if isinstance(model, nn.Sequential):
         return [(n, m) for n, m in model.named_children()]
     children = list(model.named_children())
@@ -56,8 +63,13 @@ def _leaves(model: nn.Module):
     return None
 
 
+def _pname(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
 def supports_stacked(model: nn.Module) -> bool:
-    """Whether :func:`stacked_forward` can run ``model`` (a chain of Embedding/Flatten/Linear/ReLU/Tanh/Dropout(0)).
+    """Whether the fused path (:class:`FusedChain`, :func:`stacked_forward`) can run ``model``: a chain of
+    Embedding / Flatten / Linear / ReLU / Tanh / Dropout(0) whose parameters all train.
 
     Examples
     --------
@@ -66,8 +78,12 @@ def supports_stacked(model: nn.Module) -> bool:
     """
     leaves = _leaves(model)
     ok = (nn.Embedding, nn.Flatten, nn.Linear, nn.ReLU, nn.Tanh)
-    return leaves is not None and all(isinstance(m, ok) or (isinstance(m, nn.Dropout) and m.p == 0) for _, m in leaves) \
-        and all(m.padding_idx is None and m.max_norm is None for _, m in leaves if isinstance(m, nn.Embedding))
+    return (leaves is not None and len(leaves) > 0
+            and all(isinstance(m, ok) or (isinstance(m, nn.Dropout) and m.p == 0) for _, m in leaves)
+            and all(m.padding_idx is None and m.max_norm is None and not m.sparse and not m.scale_grad_by_freq
+                    for _, m in leaves if isinstance(m, nn.Embedding))
+            and all(m.start_dim == 1 and m.end_dim == -1 for _, m in leaves if isinstance(m, nn.Flatten))
+            and all(p.requires_grad for p in model.parameters()))
 
 
 def stacked_forward(model: nn.Module, params: dict, x: torch.Tensor) -> torch.Tensor:
@@ -84,19 +100,137 @@ def stacked_forward(model: nn.Module, params: dict, x: torch.Tensor) -> torch.Te
     h = x
     for name, m in _leaves(model):
         if isinstance(m, nn.Embedding):
-            w = params[f"{name}.weight"]  # [k, V, d]
+            w = params[_pname(name, "weight")]  # [k, V, d]
             h = w[torch.arange(len(w)).view(-1, *([1] * (h.dim() - 1))), h]
         elif isinstance(m, nn.Flatten):
             h = h.reshape(h.shape[0], h.shape[1], -1)
         elif isinstance(m, nn.Linear):
-            w = params[f"{name}.weight"]
+            w = params[_pname(name, "weight")]
             out = torch.bmm(h, w.transpose(1, 2))
-            h = out + params[f"{name}.bias"].unsqueeze(1) if m.bias is not None else out
+            h = out + params[_pname(name, "bias")].unsqueeze(1) if m.bias is not None else out
         elif isinstance(m, nn.Dropout):
             continue
         else:
             h = _ACTIVATIONS[type(m)](h)
     return h
+
+
+class FusedChain:
+    """``k`` stacked copies of a chain model (see :func:`supports_stacked`) trained by SGD together, without
+    autograd: forward by batched matrix products, the cross-entropy's backward written out, and each weight
+    gradient added into the weights in place (``baddbmm_``), so a local step is a handful of large kernels.
+
+    The weights live in one ``[k, n_parameters]`` tensor ``flat`` (rows in ``model.parameters()`` order, as
+    :func:`torch.nn.utils.parameters_to_vector` lays them out); :meth:`load` fills it from a global vector.
+
+    Examples
+    --------
+    >>> torch.manual_seed(0); m = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    <torch._C.Generator object at ...>
+    >>> chain = FusedChain(m, k=2)
+    >>> chain.load(torch.nn.utils.parameters_to_vector(m.parameters()).detach())
+    >>> x, t = torch.randn(2, 5, 3), torch.randint(0, 2, (2, 5))
+    >>> w = torch.full((2, 5), 1 / 5)  # each device's mean over its 5 samples
+    >>> loss = chain.sgd_step(x, t, w, lr=0.1)
+    >>> ref = nn.functional.cross_entropy(m(x[1]), t[1]); ref.backward()
+    >>> bool(torch.allclose(loss[1], ref.detach())), bool(torch.allclose(chain.flat[1, :12].view(4, 3), m[0].weight - 0.1 * m[0].weight.grad, atol=1e-6))
+    (True, True)
+    """
+
+    def __init__(self, model: nn.Module, *, k: int):
+        if not supports_stacked(model):
+            raise ValueError(f"The 'model' parameter of FusedChain must be a chain of Embedding/Flatten/Linear/ReLU/Tanh "
+                             f"layers whose parameters all train. Got {type(model).__name__} instead.")
+        self.k = int(k)
+        sizes = [p.numel() for p in model.parameters()]
+        self.n_params = int(sum(sizes))
+        self.flat = torch.empty((self.k, self.n_params), dtype=next(model.parameters()).dtype)
+        offsets = dict(zip((n for n, _ in model.named_parameters()), np.cumsum([0] + sizes[:-1]).tolist()))
+        shapes = {n: p.shape for n, p in model.named_parameters()}
+
+        def view(name):
+            off = offsets[name]
+            return self.flat[:, off : off + shapes[name].numel()].view(self.k, *shapes[name])
+
+        self.layers = []  # (kind, weight view, bias view or None, activation)
+        for name, m in _leaves(model):
+            if isinstance(m, nn.Embedding):
+                self.layers.append(("embedding", view(_pname(name, "weight")), None))
+            elif isinstance(m, nn.Linear):
+                self.layers.append(("linear", view(_pname(name, "weight")),
+                                    view(_pname(name, "bias")) if m.bias is not None else None))
+            elif isinstance(m, nn.Flatten):
+                self.layers.append(("flatten", None, None))
+            elif isinstance(m, nn.ReLU):
+                self.layers.append(("relu", None, None))
+            elif isinstance(m, nn.Tanh):
+                self.layers.append(("tanh", None, None))
+        # Layers before the first one with parameters need no input gradient.
+        self.first_trained = next(i for i, (kind, w, _) in enumerate(self.layers) if w is not None)
+
+    def load(self, global_vec: torch.Tensor) -> None:
+        """Every device starts from ``global_vec`` (copied into the reused buffer)."""
+        self.flat.copy_(global_vec.to(self.flat.dtype).expand(self.k, -1))
+
+    def sgd_step(self, x: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, *, lr: float,
+                 proximal_mu: float = 0.0, anchor: torch.Tensor | None = None,
+                 active: torch.Tensor | None = None) -> torch.Tensor:
+        """One SGD step of every device on its minibatch; returns each device's weighted loss ``[k]``.
+
+        ``x``: ``[k, B, ...]`` inputs; ``target``: ``[k, B]`` classes; ``weight``: ``[k, B]`` per-sample loss
+        weights (``mask / n_real`` gives each device the mean over its real samples; an all-zero row leaves a
+        device unchanged). ``proximal_mu > 0`` adds FedProx's ``mu (w - anchor)`` (``anchor``: the round's
+        start, a vector) to the gradient of the ``active`` devices.
+        """
+        k = self.k
+        acts = [x]
+        h = x
+        for i, (kind, w, b) in enumerate(self.layers):
+            inplace = ("relu", "tanh") if i > 0 and self.layers[i - 1][0] == "linear" else ()
+            if kind == "embedding":
+                V = w.shape[1]
+                ids = h + (torch.arange(k) * V).view(k, *([1] * (h.dim() - 1)))
+                h = nn.functional.embedding(ids, w.reshape(k * V, -1))
+            elif kind == "linear":
+                h = torch.bmm(h, w.transpose(1, 2)) if b is None else torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+            elif kind == "flatten":
+                h = h.reshape(k, h.shape[1], -1)
+            elif kind in inplace:  # after a Linear: its backward needs its input, not its output
+                h = torch.relu_(h) if kind == "relu" else torch.tanh_(h)
+            else:
+                h = torch.relu(h) if kind == "relu" else torch.tanh(h)
+            acts.append(h)
+        logp = torch.log_softmax(h, dim=-1)
+        t = target.unsqueeze(-1)
+        loss = -(logp.gather(-1, t).squeeze(-1) * weight).sum(1)
+        g = logp.exp_()  # softmax, reusing the buffer
+        g.scatter_add_(-1, t, torch.full_like(t, -1, dtype=g.dtype))
+        g.mul_(weight.unsqueeze(-1))
+        if proximal_mu > 0:
+            prox = (self.flat - anchor.unsqueeze(0)).mul_(active.to(self.flat.dtype).unsqueeze(1) * proximal_mu)
+        for i in range(len(self.layers) - 1, self.first_trained - 1, -1):
+            kind, w, b = self.layers[i]
+            inp, out = acts[i], acts[i + 1]
+            if kind == "linear":
+                g_in = torch.bmm(g, w) if i > self.first_trained else None
+                w.baddbmm_(g.transpose(1, 2), inp, alpha=-lr)
+                if b is not None:
+                    b.sub_(g.sum(1), alpha=lr)
+                g = g_in
+            elif kind == "embedding":
+                V, d = w.shape[1], w.shape[2]
+                ids = inp + (torch.arange(k) * V).view(k, *([1] * (inp.dim() - 1)))
+                grad = torch.zeros((k * V, d), dtype=g.dtype).index_add_(0, ids.reshape(-1), g.reshape(-1, d))
+                w.sub_(grad.view(k, V, d), alpha=lr)
+            elif kind == "flatten":
+                g = g.reshape(inp.shape)
+            elif kind == "relu":
+                g = g.masked_fill_(out <= 0, 0.0)
+            else:
+                g = g.mul_(1 - out * out)
+        if proximal_mu > 0:
+            self.flat.sub_(prox, alpha=lr)
+        return loss
 
 
 def minibatch_schedule(n: int, *, epochs: int, batch_size: int, max_steps: int | None,
@@ -119,73 +253,111 @@ def minibatch_schedule(n: int, *, epochs: int, batch_size: int, max_steps: int |
     return out
 
 
+def padded_schedule(n: int, *, epochs: int, batch_size: int, max_steps: int | None,
+                    generator: torch.Generator) -> torch.Tensor:
+    """:func:`minibatch_schedule` as one ``[steps, batch_size]`` tensor, short minibatches padded with -1.
+
+    Examples
+    --------
+    >>> padded_schedule(5, epochs=1, batch_size=2, max_steps=None, generator=torch.Generator().manual_seed(0)).shape
+    torch.Size([3, 2])
+    >>> padded_schedule(3, epochs=2, batch_size=4, max_steps=None, generator=torch.Generator()).tolist()
+    [[0, 1, 2, -1], [0, 1, 2, -1]]
+    """
+    per_epoch = -(-n // batch_size)
+    rows = []
+    for _ in range(epochs):
+        if max_steps is not None and len(rows) * per_epoch >= max_steps:
+            break
+        order = torch.randperm(n, generator=generator) if batch_size < n else torch.arange(n)
+        padded = torch.full((per_epoch * batch_size,), -1, dtype=torch.long)
+        padded[:n] = order
+        rows.append(padded.view(per_epoch, batch_size))
+    out = torch.cat(rows) if rows else torch.zeros((0, batch_size), dtype=torch.long)
+    return out if max_steps is None else out[:max_steps]
+
+
 class BatchedSimulator(FedAvgSimulator):
     """:class:`FedAvgSimulator` whose local updates of a round run as one vectorised pass per step."""
 
-    def local_updates(self, plan: RoundPlan) -> ClientUpdates:
-        from torch.func import functional_call, grad, vmap
+    _chain: FusedChain | None = None
 
+    def round_batches(self, plan: RoundPlan) -> tuple[torch.Tensor, torch.Tensor]:
+        """Global sample ids ``[steps, k, batch_size]`` of every device's minibatches this round, and their mask
+        (1 for a real sample, 0 for padding; a device out of steps has an all-zero row)."""
+        cfg = self.config
+        scheds, owns = [], []
+        for c in plan.clients:
+            gen = torch.Generator().manual_seed(client_seed(cfg.seed, plan.round_idx, int(c)))
+            scheds.append(padded_schedule(int(plan.sizes[c]), epochs=cfg.local_epochs, batch_size=cfg.batch_size,
+                                          max_steps=cfg.max_local_steps, generator=gen))
+            owns.append(torch.as_tensor(self.data.train.client(int(c), int(plan.start[c]), int(plan.stop[c]))))
+        steps = max((len(s) for s in scheds), default=0)
+        pos = torch.full((steps, len(scheds), cfg.batch_size), -1, dtype=torch.long)
+        ids = torch.zeros_like(pos)
+        for j, (s, own) in enumerate(zip(scheds, owns)):
+            pos[: len(s), j] = s
+            if len(own):
+                ids[: len(s), j] = own[s.clamp(min=0)]
+        return ids, (pos >= 0)
+
+    def local_updates(self, plan: RoundPlan) -> ClientUpdates:
         cfg = self.config
         clients = plan.clients
         k = len(clients)
-        schedules = []
-        for c in clients:
-            gen = torch.Generator().manual_seed(client_seed(cfg.seed, plan.round_idx, int(c)))
-            schedules.append(minibatch_schedule(int(plan.sizes[c]), epochs=cfg.local_epochs, batch_size=cfg.batch_size,
-                                                max_steps=cfg.max_local_steps, generator=gen))
-        steps = max((len(s) for s in schedules), default=0)
-        self.set_global()
-        names = [n for n, p in self.model.named_parameters() if p.requires_grad]
-        start = {n: p.detach() for n, p in self.model.named_parameters() if p.requires_grad}
-        params = {n: p.unsqueeze(0).repeat(k, *([1] * p.dim())).clone() for n, p in start.items()}
+        ids, mask = self.round_batches(plan)
+        mask = mask.to(self.global_vec.dtype)
+        weight = mask / mask.sum(2, keepdim=True).clamp(min=1.0)  # each device's mean over its real samples
+        counts = (mask.sum(2) > 0).sum(0).numpy()
         mu = float(plan.settings.get("proximal_mu", 0.0))
-        B = cfg.batch_size
-        model = self.model
-        model.train()
-        stacked = supports_stacked(model)
-        if not stacked:
-            def loss_fn(p, x, t, m):
-                logits = functional_call(model, p, (x,))
-                ce = nn.functional.cross_entropy(logits, t, reduction="none")
-                loss = (ce * m).sum() / m.sum().clamp(min=1.0)
-                return loss, loss.detach()
+        if supports_stacked(self.model):
+            if self._chain is None or self._chain.k != k:
+                self._chain = FusedChain(self.model, k=k)
+            chain = self._chain
+            chain.load(self.global_vec)
+            X, Y = self.data.X[ids], self.data.y[ids]
+            active = mask.sum(2) > 0
+            totals = torch.zeros(k, dtype=self.global_vec.dtype)
+            with torch.no_grad():
+                for s in range(len(ids)):
+                    totals += chain.sgd_step(X[s], Y[s], weight[s], lr=cfg.client_lr, proximal_mu=mu,
+                                             anchor=self.global_vec, active=active[s])
+            deltas = chain.flat - self.global_vec
+        else:
+            deltas, totals = self._vmap_updates(ids, weight, mu)
+        losses = (totals.numpy() / np.maximum(counts, 1)).tolist()
+        return ClientUpdates(clients, deltas, plan.sizes[clients].astype(np.float64), losses)
 
-            grad_and_loss = vmap(grad(loss_fn, has_aux=True), in_dims=(0, 0, 0, 0))
-        # Padded global sample ids per (step, device) and their masks, gathered once per round.
-        pooled = [self.data.train.client(int(c), int(plan.start[c]), int(plan.stop[c])) for c in clients]
-        ids = torch.zeros((steps, k, B), dtype=torch.long)
-        mask = torch.zeros((steps, k, B))
-        for j, (sched, own) in enumerate(zip(schedules, pooled)):
-            own = torch.as_tensor(own)
-            for s_, idx in enumerate(sched):
-                ids[s_, j, : len(idx)] = own[idx]
-                mask[s_, j, : len(idx)] = 1.0
-        active_all = mask.sum(2) > 0  # [steps, k]
-        totals = np.zeros(k)
-        counts = np.array([len(s_) for s_ in schedules])
-        lr = cfg.client_lr
-        X, Y = self.data.X, self.data.y
-        for s in range(steps):
-            xb, tb, mb, active = X[ids[s]], Y[ids[s]], mask[s], active_all[s]
-            if stacked:
-                leaves = {n: params[n].requires_grad_(True) for n in names}
-                logits = stacked_forward(model, leaves, xb)
-                ce = nn.functional.cross_entropy(logits.reshape(k * B, -1), tb.reshape(-1), reduction="none").view(k, B)
-                per_device = (ce * mb).sum(1) / mb.sum(1).clamp(min=1.0)
-                g_list = torch.autograd.grad(per_device.sum(), [leaves[n] for n in names])
-                grads = dict(zip(names, g_list))
-                losses = per_device.detach()
-            else:
-                grads, losses = grad_and_loss(params, xb, tb, mb)
-            totals += np.where(active.numpy(), losses.numpy(), 0.0)
+    def _vmap_updates(self, ids: torch.Tensor, weight: torch.Tensor, mu: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """The generic path: ``torch.func.vmap`` of ``grad`` of the model's ``functional_call`` over the devices."""
+        from torch.func import functional_call, grad, vmap
+        from torch.nn.utils import parameters_to_vector
+
+        model, k = self.model, ids.shape[1]
+        self.set_global()
+        model.train()
+        names = [n for n, p in model.named_parameters() if p.requires_grad]
+        start = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+        params = {n: p.unsqueeze(0).repeat(k, *([1] * p.dim())).clone() for n, p in start.items()}
+
+        def loss_fn(p, x, t, w):
+            ce = nn.functional.cross_entropy(functional_call(model, p, (x,)), t, reduction="none")
+            loss = (ce * w).sum()
+            return loss, loss.detach()
+
+        grad_and_loss = vmap(grad(loss_fn, has_aux=True))
+        totals = torch.zeros(k, dtype=self.global_vec.dtype)
+        active_all = weight.sum(2) > 0
+        lr = self.config.client_lr
+        for s in range(len(ids)):
+            grads, losses = grad_and_loss(params, self.data.X[ids[s]], self.data.y[ids[s]], weight[s])
+            totals += losses
+            active = active_all[s]
             with torch.no_grad():
                 for n in names:
                     g = grads[n]
                     if mu > 0:
                         g = g + mu * (params[n] - start[n].unsqueeze(0))
-                    shape = (k,) + (1,) * (g.dim() - 1)
-                    params[n] = params[n].detach() - lr * g * active.to(g.dtype).view(shape)
+                    params[n] = params[n] - lr * g * active.to(g.dtype).view((k,) + (1,) * (g.dim() - 1))
         vec = torch.stack([parameters_to_vector([params[n][j] for n in names]) for j in range(k)])
-        deltas = (vec - self.global_vec).to(self.global_vec.dtype)
-        losses = (totals / np.maximum(counts, 1)).tolist()
-        return ClientUpdates(clients, deltas, plan.sizes[clients].astype(np.float64), losses)
+        return (vec - self.global_vec).to(self.global_vec.dtype), totals
