@@ -14,8 +14,16 @@ its smoke parameters::
         "ENGINE": {"options": ["fast", "opacus-ghost", "opacus-hooks"]},
     }
 
-For a list parameter (``EPSILONS = [1.0, 8.0]``) the range applies to every item. A failing value raises
-:class:`~workbench.validation.InvalidParameterError` naming the parameter, the notebook and what it accepts.
+For a list parameter (``EPSILONS = [1.0, 8.0]``) the range applies to every item. Where the default does not show
+the type (``HIDDEN = []``, ``LIMIT = None``), ``"type"`` names it: ``{"type": "int", "min": 1}`` (``"int"``,
+``"float"``, ``"str"`` or ``"bool"``; for a list, the type of each item). ``"min_len": 1`` makes a list parameter
+non-empty (``EPSILONS = []`` would leave nothing to run). A ``None`` default also takes ``None``, and
+``"optional": true`` lets a parameter with another default take ``None`` too (``MAX_STEPS = 20``, where ``None``
+means no cap). A range for a name the parameters cell does not define is an error (a typo would otherwise check
+nothing). A
+failing value raises :class:`~workbench.validation.InvalidParameterError` naming the parameter, the notebook and
+what it accepts. :func:`check_notebook_metadata` checks a notebook's own defaults and smoke parameters against its
+ranges (the test suite runs it on every shipped notebook).
 
 Examples
 --------
@@ -31,6 +39,11 @@ workbench.validation.InvalidParameterError: The 'N_IMAGES' parameter of notebook
 Traceback (most recent call last):
 ...
 workbench.validation.InvalidParameterError: The 'N_IMAGES' parameter of notebook 00_data_tour must be an int. Got 'abc' instead.
+>>> check_values({"HIDDEN": [64, 1.5]}, defaults={"HIDDEN": "[]"}, ranges={"HIDDEN": {"type": "int", "min": 1}},
+...              notebook="05_extrinsic_bias")
+Traceback (most recent call last):
+...
+workbench.validation.InvalidParameterError: The 'HIDDEN' parameter of notebook 05_extrinsic_bias must be a list or tuple of an int >= 1. Got [64, 1.5] instead.
 """
 from __future__ import annotations
 
@@ -41,10 +54,12 @@ from typing import Any, Mapping
 
 from .validation import Boolean, InstanceOf, Interval, InvalidParameterError, Options, Seq, check
 
-__all__ = ["RANGE_KEYS", "check_values", "check_ranges_spec", "constraint_for"]
+__all__ = ["RANGE_KEYS", "RANGE_TYPES", "check_values", "check_ranges_spec", "check_notebook_metadata", "constraint_for"]
 
 #: The keys a ``parameter_ranges`` entry may hold.
-RANGE_KEYS = ("min", "max", "exclusive", "options")
+RANGE_KEYS = ("min", "max", "exclusive", "options", "type", "min_len", "optional")
+#: The values of a range's ``"type"`` key, each with a sample value of that type.
+RANGE_TYPES = {"int": 0, "float": 0.0, "str": "", "bool": False}
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^[+-]?(inf|infinity|nan)$", re.IGNORECASE)
 
 
@@ -78,6 +93,11 @@ def constraint_for(default: Any, spec: Mapping[str, Any] | None = None):
     """The constraint a value must meet, from the parameter's default value and its declared range (or ``None``
     when anything goes)."""
     spec = dict(spec or {})
+    spec.pop("optional", None)  # None is allowed by check_values, not by the constraint
+    min_len = spec.pop("min_len", 0)
+    if "type" in spec:  # the declared type stands in for the default's (an empty list or None shows none)
+        sample = RANGE_TYPES[spec.pop("type")]
+        default = [sample] if isinstance(default, (list, tuple)) else sample
     if isinstance(default, (list, tuple)):
         kinds = {type(v) for v in default}
         if "options" in spec or kinds == {int, float}:
@@ -88,7 +108,7 @@ def constraint_for(default: Any, spec: Mapping[str, Any] | None = None):
             inner = _interval(float, spec)
         else:
             return InstanceOf(list, tuple)
-        return Seq(inner)
+        return Seq(inner, min_len=min_len)
     if "options" in spec:
         item = Options(tuple(spec["options"]))
     elif isinstance(default, bool):
@@ -119,6 +139,15 @@ def check_ranges_spec(ranges: Any, *, notebook: str) -> dict[str, dict]:
         if not isinstance(spec, Mapping) or set(spec) - set(RANGE_KEYS):
             raise InvalidParameterError(f"The range of {name!r} in notebook {notebook}'s 'parameter_ranges' metadata "
                                         f"may only hold the keys {RANGE_KEYS}. Got {spec!r} instead.")
+        if "type" in spec and spec["type"] not in RANGE_TYPES:
+            raise InvalidParameterError(f"'type' in the range of {name!r} (notebook {notebook}) must be one of "
+                                        f"{tuple(RANGE_TYPES)}. Got {spec['type']!r} instead.")
+        if spec.get("min_len", 0) is True or not isinstance(spec.get("min_len", 0), int) or spec.get("min_len", 0) < 0:
+            raise InvalidParameterError(f"'min_len' in the range of {name!r} (notebook {notebook}) must be an int >= 0. "
+                                        f"Got {spec.get('min_len')!r} instead.")
+        if spec.get("optional", False) not in (True, False):
+            raise InvalidParameterError(f"'optional' in the range of {name!r} (notebook {notebook}) must be true or false. "
+                                        f"Got {spec.get('optional')!r} instead.")
         if spec.get("exclusive", False) not in (True, False, "min", "max", "both"):
             raise InvalidParameterError(f"'exclusive' in the range of {name!r} (notebook {notebook}) must be true, false, "
                                         f"'min', 'max' or 'both'. Got {spec.get('exclusive')!r} instead.")
@@ -142,6 +171,10 @@ def check_values(values: Mapping[str, Any], *, defaults: Mapping[str, str | None
         The notebook's name, for messages.
     """
     ranges = check_ranges_spec(ranges, notebook=notebook)
+    undeclared = sorted(set(ranges) - set(defaults))
+    if undeclared:
+        raise InvalidParameterError(f"Notebook {notebook} declares parameter_ranges for {undeclared}, which its parameters "
+                                    f"cell does not define; its parameters are {sorted(defaults)}.")
     out = {}
     for name, value in values.items():
         default = _default_value(defaults.get(name))
@@ -149,12 +182,41 @@ def check_values(values: Mapping[str, Any], *, defaults: Mapping[str, str | None
         if constraint is None:
             out[name] = value
             continue
+        optional = default is None or bool(ranges.get(name, {}).get("optional", False))
         numeric = isinstance(constraint.item if isinstance(constraint, Seq) else constraint, Interval)
         candidate = value
         if numeric:  # number-like text (YAML keeps "1e-5" as text) counts as the number it spells
             candidate = [_as_number(v) for v in value] if isinstance(value, (list, tuple)) else _as_number(value)
-        checked = check(candidate, constraint, name=name, owner=f"notebook {notebook}")
+        alternatives = (constraint, None) if optional else (constraint,)
+        checked = check(candidate, *alternatives, name=name, owner=f"notebook {notebook}")
         if isinstance(checked, float) and math.isnan(checked):  # pragma: no cover - Interval never passes NaN
             raise InvalidParameterError(f"The {name!r} parameter of notebook {notebook} must not be NaN.")
         out[name] = list(checked) if isinstance(checked, tuple) else checked
     return out
+
+
+def check_notebook_metadata(*, defaults: Mapping[str, str | None], ranges: Mapping[str, Any] | None,
+                            smoke: Mapping[str, Any] | None, notebook: str) -> None:
+    """Check that a notebook's declared ranges accept its own defaults and smoke parameters.
+
+    Raises :class:`~workbench.validation.InvalidParameterError` when a range is malformed or names an undefined
+    parameter, when a smoke parameter is not defined in the parameters cell, or when a default (a literal in the
+    parameters cell) or a smoke value is outside its range.
+
+    Examples
+    --------
+    >>> check_notebook_metadata(defaults={"N": "24", "OUTPUT_DIR": "None"}, ranges={"N": {"min": 1}},
+    ...                         smoke={"N": 2}, notebook="00_data_tour")
+    >>> check_notebook_metadata(defaults={"N": "0"}, ranges={"N": {"min": 1}}, smoke={}, notebook="00_data_tour")
+    Traceback (most recent call last):
+    ...
+    workbench.validation.InvalidParameterError: The 'N' parameter of notebook 00_data_tour must be an int >= 1. Got 0 instead.
+    """
+    smoke = dict(smoke or {})
+    unknown = sorted(set(smoke) - set(defaults))
+    if unknown:
+        raise InvalidParameterError(f"Notebook {notebook}'s smoke_parameters set {unknown}, which its parameters cell does "
+                                    f"not define; its parameters are {sorted(defaults)}.")
+    literal = {name: value for name, value in ((n, _default_value(t)) for n, t in defaults.items()) if value is not ...}
+    check_values(literal, defaults=defaults, ranges=ranges, notebook=notebook)
+    check_values(smoke, defaults=defaults, ranges=ranges, notebook=notebook)
