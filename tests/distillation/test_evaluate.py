@@ -62,13 +62,20 @@ def test_metrics_follow_the_naming_scheme_and_state_the_criterion():
     assert m["cda_perturbed/gap_reduction_vs_distilled"] == pytest.approx(0.75)
     assert m["cda_perturbed/perplexity_cost_vs_distilled"] == pytest.approx(0.1)
     assert "teacher/gap_reduction_vs_distilled" not in m and m["teacher/layers"] == 30
+    assert not any("polarity" in k for k in m)  # no polarity column, no polarity criterion
+    m = distillation_metrics(summary.assign(polarity_gap=[0.3, 0.4, 0.1, 0.0, -0.2]))
+    assert m["cda/polarity_gap_reduction_vs_distilled"] == pytest.approx(0.75)
+    assert m["perturbed/polarity_gap_reduction_vs_distilled"] == pytest.approx(1.0)
+    assert m["cda_perturbed/polarity_gap_reduction_vs_distilled"] == pytest.approx(0.5)
+    assert m["cda_perturbed/polarity_gap"] == pytest.approx(-0.2)
 
 
 def test_config_validation_names_the_parameter():
     with pytest.raises(InvalidParameterError, match="'variants' parameter of DistillationStudyConfig"):
         DistillationStudyConfig(variants=["teacher", "dropout"])
-    with pytest.raises(InvalidParameterError, match="'cda_mode' parameter"):
-        DistillationStudyConfig(cda_mode="two_sided")
+    with pytest.raises(InvalidParameterError, match="'cda_mode' parameter .* one of \\('one_sided', 'substitute', 'two_sided'\\)"):
+        DistillationStudyConfig(cda_mode="two-sided")
+    assert DistillationStudyConfig(cda_mode="two_sided").cda_mode == "two_sided"
     with pytest.raises(ValueError, match="'n_tweets' parameter of DistillationStudyConfig must be 0 or >= 30"):
         DistillationStudyConfig(n_tweets=10)
     assert DistillationStudyConfig(n_train=np.int64(4)).n_train == 4

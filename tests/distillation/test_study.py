@@ -23,7 +23,15 @@ def test_tiny_study_runs_every_variant_on_the_same_budget_and_caches_the_teacher
     assert steps.nunique() == 1 and steps.iloc[0] == 1
     assert (s.perplexity > 1).all() and s.loc["teacher", "perplexity"] < s.loc["distilled", "perplexity"]
     assert len(study.generations) == 5 * 4 and study.generations.continuation.map(type).eq(str).all()
-    assert set(study.gaps.measure) == {"sentiment_gap", "own_gender_gap", "gendered_share_gap"}
+    assert set(study.gaps.measure) == {"sentiment_gap", "own_gender_gap", "gendered_share_gap", "polarity_gap"}
+    # Gupta et al.'s measure: every model continues the same 3 neutral prompts per profession
+    pol = study.polarity
+    assert len(pol) == 5 * 2 * 3 and set(pol.polarity) <= {"female", "neutral", "male"}
+    assert (pol.groupby("model").prompt.apply(tuple).nunique()) == 1
+    for model, rows in pol.groupby("model"):
+        share = (rows.polarity == "male").mean() - (rows.polarity == "female").mean()
+        assert s.loc[model, "polarity_gap"] == pytest.approx(share)
+        assert s.loc[model, "polarity_gap_low"] <= share <= s.loc[model, "polarity_gap_high"]
     # plain and perturbed students share the teacher cache, as do cda and cda_perturbed: same inputs, one file each
     again = distillation_study(DistillationStudyConfig(**{**TINY, "variants": ["distilled"]}), keep_models=False)
     assert again.cache_hits == {"plain": True} and again.timings["teacher_cache_seconds"] == 0
@@ -31,6 +39,9 @@ def test_tiny_study_runs_every_variant_on_the_same_budget_and_caches_the_teacher
     rec = distillation_record(study)
     assert all(re.match(METRIC_KEY_PATTERN, k) for k in rec["metrics"])
     assert "cda_perturbed/gap_reduction_vs_distilled" in rec["metrics"]
+    assert "cda_perturbed/polarity_gap" in rec["metrics"] and "teacher/male_polar_share" in rec["metrics"]
+    assert set(rec["tables"]) == {"summary", "gaps", "generations", "polarity"}
+
 
 
 @pytest.mark.slow

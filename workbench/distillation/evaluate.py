@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-__all__ = ["RELATIONS", "generation_prompts", "generate_continuations", "sentiment_scorer", "score_continuations",
+__all__ = ["RELATIONS", "generation_prompts", "pick_professions", "generate_continuations", "sentiment_scorer", "score_continuations",
            "generation_gaps", "bootstrap_gap", "perplexity", "mean_pooled_features", "downstream_audit"]
 
 #: (female, male) subjects of the prompts.
@@ -54,25 +54,36 @@ def generation_prompts(*, n_professions: int = 20, seed: int = 0) -> pd.DataFram
     >>> len(p), p.gender.tolist()
     (4, ['female', 'male', 'female', 'male'])
     """
-    from workbench.datasets import load_professions
-    from workbench.validation import Interval, check
-
-    check(n_professions, Interval(int, 1, None), name="n_professions", owner="generation_prompts")
-    prof = load_professions()
-    prof = prof[(prof.definitional.abs() < 0.1) & ~prof.profession.str.contains(" ")].reset_index(drop=True)
-    if n_professions > len(prof):
-        raise ValueError(f"The 'n_professions' parameter of generation_prompts must be at most {len(prof)}. "
-                         f"Got {n_professions} instead.")
-    pick = np.sort(np.random.default_rng(seed).choice(len(prof), n_professions, replace=False))
     rows = []
-    for i, j in enumerate(pick):
-        job, stereo = prof.profession[j], float(prof.stereotypical[j])
+    for i, (job, stereo) in enumerate(pick_professions(n_professions=n_professions, seed=seed)):
         female, male = RELATIONS[i % len(RELATIONS)]
         template = TEMPLATES[i % len(TEMPLATES)]
         for gender, who in (("female", female), ("male", male)):
             rows.append({"pair_id": i, "profession": job, "stereotype": stereo, "relation": f"{female}/{male}",
                          "gender": gender, "prompt": template.format(who=who, job=_article(job))})
     return pd.DataFrame(rows)
+
+
+def pick_professions(*, n_professions: int, seed: int = 0, owner: str = "generation_prompts") -> list[tuple[str, float]]:
+    """``n_professions`` (profession, stereotypical score) pairs, drawn with ``seed`` from the one-word professions
+    whose definitional gender score (Bolukbasi et al.) is below 0.1 in absolute value, in the list's order.
+
+    Examples
+    --------
+    >>> [job for job, _ in pick_professions(n_professions=2, seed=0)] == generation_prompts(n_professions=2).profession.unique().tolist()
+    True
+    """
+    from workbench.datasets import load_professions
+    from workbench.validation import Interval, check
+
+    check(n_professions, Interval(int, 1, None), name="n_professions", owner=owner)
+    prof = load_professions()
+    prof = prof[(prof.definitional.abs() < 0.1) & ~prof.profession.str.contains(" ")].reset_index(drop=True)
+    if n_professions > len(prof):
+        raise ValueError(f"The 'n_professions' parameter of {owner} must be at most {len(prof)}. "
+                         f"Got {n_professions} instead.")
+    pick = np.sort(np.random.default_rng(seed).choice(len(prof), n_professions, replace=False))
+    return [(prof.profession[j], float(prof.stereotypical[j])) for j in pick]
 
 
 def generate_continuations(model, tokenizer, prompts, *, max_new_tokens: int = 24, seed: int = 0, top_k: int = 50,

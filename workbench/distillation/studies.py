@@ -122,14 +122,20 @@ class DistillationStudy:
     ----------
     summary : pandas.DataFrame
         One row per model: ``model``, ``layers``, ``parameters``, ``perplexity``, the three generation gaps with
-        ``*_low`` / ``*_high`` bounds, ``train_tokens`` and, with a downstream audit, ``downstream_gender_gap``,
+        ``*_low`` / ``*_high`` bounds, the neutral-prompt ``polarity_gap`` (male - female share of polar
+        continuations, Gupta et al.'s measure, :func:`.polarity.polarity_gap`) with its bounds, ``male_polar_share``,
+        ``female_polar_share``, ``train_tokens`` and, with a downstream audit, ``downstream_gender_gap``,
         ``downstream_gender_ctf``, ``downstream_valence_auc``.
     gaps : pandas.DataFrame
-        :func:`.evaluate.generation_gaps` rows with a ``model`` column.
+        :func:`.evaluate.generation_gaps` rows with a ``model`` column, plus one ``polarity_gap`` row per model
+        (its ``n_pairs`` is the number of professions, the bootstrap's clusters).
     generations : pandas.DataFrame
         Every prompt's continuation and scores, with a ``model`` column.
     history : pandas.DataFrame
         Per-step ``loss``, ``kl``, ``lm``, ``tokens`` of every student (``model`` column).
+    polarity : pandas.DataFrame
+        Every neutral prompt's continuation (:func:`.polarity.neutral_prompts`) with its ``female_terms``,
+        ``male_terms`` and ``polarity`` (:func:`.polarity.gender_polarity`), with a ``model`` column.
     timings : dict
         Seconds: ``teacher_cache_seconds`` (0 with a warm cache), ``train_seconds/<model>``, ``evaluate_seconds``.
     """
@@ -140,6 +146,7 @@ class DistillationStudy:
     generations: pd.DataFrame
     history: pd.DataFrame
     timings: dict = field(default_factory=dict)
+    polarity: pd.DataFrame | None = None
     cache_hits: dict = field(default_factory=dict)
     models: dict = field(default_factory=dict, repr=False)
     tokenizer: object = field(default=None, repr=False)
@@ -159,7 +166,8 @@ def distillation_study(config: DistillationStudyConfig, *, keep_models: bool = T
     from .corpus import make_passages, tokenize_passages
     from .evaluate import (downstream_audit, generate_continuations, generation_gaps, generation_prompts, perplexity,
                            score_continuations, sentiment_scorer)
-    from .role_reversal import gender_token_pairs, training_rows
+    from .polarity import gender_polarity, neutral_prompts, polarity_gap
+    from .role_reversal import gender_token_pairs, gendered_word_counts, training_rows
     from .student import count_parameters, make_student
     from .teacher import teacher_targets
     from .train import distill
@@ -188,6 +196,7 @@ def distillation_study(config: DistillationStudyConfig, *, keep_models: bool = T
         cache_hits["cda" if use_cda else "plain"] = targets[use_cda].cached
 
     prompts = generation_prompts(n_professions=cfg.n_professions, seed=cfg.seed)
+    neutral = neutral_prompts(n_professions=cfg.n_professions, seed=cfg.seed)
     start = time.perf_counter()
     sentiment = sentiment_scorer(seed=cfg.seed)
     downstream_data = None
@@ -200,7 +209,7 @@ def distillation_study(config: DistillationStudyConfig, *, keep_models: bool = T
                                             names_per_group=2))
     timings["evaluate_seconds"] = time.perf_counter() - start
 
-    rows, gap_tables, generations, history, models = [], [], [], [], {}
+    rows, gap_tables, generations, history, polar_tables, models = [], [], [], [], [], {}
     for variant in cfg.variants:
         start = time.perf_counter()
         if variant == "teacher":
@@ -222,8 +231,15 @@ def distillation_study(config: DistillationStudyConfig, *, keep_models: bool = T
         row = {"model": variant, "layers": int(model.config.num_hidden_layers), "parameters": count_parameters(model),
                "trained_parameters": count_parameters(model, trainable=True) if variant != "teacher" else 0,
                "train_tokens": tokens, "perplexity": perplexity(model, heldout[0], attention_mask=heldout[1])}
+        polar = _neutral_polarity(model, tokenizer, neutral, cfg=cfg, gender_polarity=gender_polarity,
+                                  counts=gendered_word_counts).assign(model=variant)
+        pg = polarity_gap(polar["polarity"], groups=polar["profession"], n_bootstrap=cfg.n_bootstrap, seed=cfg.seed)
+        gaps = pd.concat([gaps, pd.DataFrame([{"measure": "polarity_gap", "gap": pg["gap"], "low": pg["low"],
+                                               "high": pg["high"], "n_pairs": pg["n_groups"], "model": variant}])],
+                         ignore_index=True)
         for g in gaps.itertuples():
             row[g.measure], row[f"{g.measure}_low"], row[f"{g.measure}_high"] = g.gap, g.low, g.high
+        row["male_polar_share"], row["female_polar_share"] = pg["male_share"], pg["female_share"]
         if downstream_data is not None:
             audit = downstream_audit(model, tokenizer, tweets=downstream_data[0], corpus=downstream_data[1], seed=cfg.seed)
             row.update({f"downstream_{k}": audit[k] for k in ("gender_gap", "gender_ctf", "valence_auc", "train_accuracy")})
@@ -231,19 +247,31 @@ def distillation_study(config: DistillationStudyConfig, *, keep_models: bool = T
         rows.append(row)
         gap_tables.append(gaps)
         generations.append(scored)
+        polar_tables.append(polar)
         if keep_models or variant == "teacher":
             models[variant] = model
     return DistillationStudy(config=cfg, summary=pd.DataFrame(rows),
                              gaps=pd.concat(gap_tables, ignore_index=True)[["model", "measure", "gap", "low", "high", "n_pairs"]],
                              generations=pd.concat(generations, ignore_index=True), history=pd.DataFrame(history),
-                             timings=timings, cache_hits=cache_hits, models=models, tokenizer=tokenizer)
+                             timings=timings, polarity=pd.concat(polar_tables, ignore_index=True), cache_hits=cache_hits,
+                             models=models, tokenizer=tokenizer)
+
+
+def _neutral_polarity(model, tokenizer, neutral: pd.DataFrame, *, cfg, gender_polarity, counts) -> pd.DataFrame:
+    """``neutral`` prompts with the model's sampled ``continuation``, its term counts and ``polarity``."""
+    from .evaluate import generate_continuations
+
+    texts = generate_continuations(model, tokenizer, neutral["prompt"], max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+    c = np.array([counts(t) for t in texts], dtype=float).reshape(-1, 2)
+    return neutral.assign(continuation=texts, female_terms=c[:, 0], male_terms=c[:, 1], polarity=gender_polarity(texts))
 
 
 def distillation_metrics(summary: pd.DataFrame, *, headline: str = "sentiment_gap") -> dict:
     """Flat metrics in the records' naming scheme: ``<model>/<column>`` for every numeric summary column, plus the
     issue's criterion for each debiased student against ``distilled``: ``<model>/gap_reduction_vs_distilled``
     (1 - |gap| / |gap of distilled| for the ``headline`` measure) and ``<model>/perplexity_cost_vs_distilled``
-    (relative perplexity increase).
+    (relative perplexity increase), and the same reduction for Gupta et al.'s neutral-prompt polarity gap,
+    ``<model>/polarity_gap_reduction_vs_distilled``, when the summary has a ``polarity_gap`` column.
 
     Examples
     --------
@@ -265,9 +293,12 @@ def distillation_metrics(summary: pd.DataFrame, *, headline: str = "sentiment_ga
         for model in base.index:
             if model in ("teacher", "distilled"):
                 continue
-            ref = abs(base.at["distilled", headline])
-            metrics[metric_key(model, "gap_reduction_vs_distilled")] = (
-                float(1 - abs(base.at[model, headline]) / ref) if ref > 0 else float("nan"))
+            for measure, name in ((headline, "gap_reduction_vs_distilled"),
+                                  ("polarity_gap", "polarity_gap_reduction_vs_distilled")):
+                if measure not in base.columns:
+                    continue
+                ref = abs(base.at["distilled", measure])
+                metrics[metric_key(model, name)] = float(1 - abs(base.at[model, measure]) / ref) if ref > 0 else float("nan")
             metrics[metric_key(model, "perplexity_cost_vs_distilled")] = float(
                 base.at[model, "perplexity"] / base.at["distilled", "perplexity"] - 1)
     return metrics
@@ -278,4 +309,6 @@ def distillation_record(study: DistillationStudy) -> dict:
     :func:`workbench.results.save_record`)."""
     return {"config": asdict(study.config), "metrics": distillation_metrics(study.summary), "timings": study.timings,
             "tables": {"summary": study.summary, "gaps": study.gaps,
-                       "generations": study.generations.drop(columns=["stereotype"], errors="ignore")}}
+                       "generations": study.generations.drop(columns=["stereotype"], errors="ignore"),
+                       **({} if study.polarity is None else
+                          {"polarity": study.polarity.drop(columns=["stereotype"], errors="ignore")})}}

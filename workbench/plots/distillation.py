@@ -13,7 +13,8 @@ __all__ = ["MEASURE_LABELS", "gap_figure", "fairness_fluency_figure", "loss_figu
 #: Axis labels of the generation-gap measures.
 MEASURE_LABELS = {"sentiment_gap": "sentiment gap (male - female positivity)",
                   "own_gender_gap": "own-gender share gap (male - female prompts)",
-                  "gendered_share_gap": "gendered-word share gap (male - female prompts)"}
+                  "gendered_share_gap": "gendered-word share gap (male - female prompts)",
+                  "polarity_gap": "gender polarity gap on neutral prompts (male - female share)"}
 
 
 def gap_figure(gaps: pd.DataFrame, *, measure: str = "sentiment_gap", title: str | None = None) -> go.Figure:
