@@ -20,10 +20,9 @@ the type (``HIDDEN = []``, ``LIMIT = None``), ``"type"`` names it: ``{"type": "i
 non-empty (``EPSILONS = []`` would leave nothing to run). A ``None`` default also takes ``None``, and
 ``"optional": true`` lets a parameter with another default take ``None`` too (``MAX_STEPS = 20``, where ``None``
 means no cap). A range for a name the parameters cell does not define is an error (a typo would otherwise check
-nothing). A
-failing value raises :class:`~workbench.validation.InvalidParameterError` naming the parameter, the notebook and
-what it accepts. :func:`check_notebook_metadata` checks a notebook's own defaults and smoke parameters against its
-ranges (the test suite runs it on every shipped notebook).
+nothing). A failing value raises :class:`~workbench.validation.InvalidParameterError` naming the parameter, the
+notebook and what it accepts. :func:`check_notebook_metadata` checks a notebook's own defaults and smoke parameters
+against its ranges (the test suite runs it on every shipped notebook).
 
 Examples
 --------
