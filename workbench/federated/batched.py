@@ -225,9 +225,9 @@ class FusedChain:
             elif kind == "flatten":
                 g = g.reshape(inp.shape)
             elif kind == "relu":
-                g = g.masked_fill_(out <= 0, 0.0)
+                g = torch.ops.aten.threshold_backward(g, out, 0)  # autograd's own ReLU backward kernel
             else:
-                g = g.mul_(1 - out * out)
+                g = torch.ops.aten.tanh_backward(g, out)
         if proximal_mu > 0:
             self.flat.sub_(prox, alpha=lr)
         return loss
