@@ -9,8 +9,10 @@ Notebook 02 (practical privacy)
     against the (epsilon, delta)-DP region) ; :func:`one_run_audit_study` (an epsilon lower bound from one training
     run per model) -> :func:`audit_vs_promise` (promised vs audited epsilon next to the TPR at low FPR) ;
     :func:`shadow_count_study` (LiRA and RMIA against 2 to 64 shadow models) ; :func:`transformer_audit_study` (the
-    one-run audit of MiniLM fine-tuned with and without DP) ; :func:`canary_study` (secrets inserted into tweets, four training
-    variants, exposure and extraction) ; :func:`attack_study_configs` (the five configs from the notebook's
+    one-run audit of MiniLM fine-tuned with and without DP) ; :func:`transformer_shadow_study` (LiRA and RMIA with shadow
+    models of fine-tuned MiniLM, on hidden states cached once) ; :func:`canary_study` (secrets inserted into tweets, four
+    training variants, exposure and extraction) ; :func:`transformer_canary_study` (canary extraction from fine-tuned
+    MiniLM, against repetitions and epsilon) ; :func:`attack_study_configs` (the five configs from the notebook's
     parameters) ; :func:`attack_study_record` (the run record's config, metrics, timings
     and tables, with :func:`membership_metrics` and :func:`canary_metrics`).
 Notebook 01 (DP vs non-DP)
@@ -27,7 +29,7 @@ its random numbers in a fixed order, so the same arguments give the same numbers
 from __future__ import annotations
 
 from ._labels import NON_DP, metric_label
-from .attack_configs import ATTACK_PARAMETERS, AttackStudyConfigs, attack_study_configs
+from .attack_configs import ATTACK_PARAMETERS, MINILM_ATTACK_PARAMETERS, AttackStudyConfigs, attack_study_configs
 from .auditing import AuditStudy, AuditStudyConfig, audit_metrics, audit_vs_promise, one_run_audit_study
 from .dp_study import (DP_PARAMETERS, SWEEP_COLUMNS, accounting_curves, clip_noise_grid, dp_study_record, gradient_norms,
                        load_dp_tasks, norm_summary, schedule_table, utility_sweep)
@@ -38,6 +40,10 @@ from .records import attack_study_record
 from .shadows import SHADOW_ATTACKS, ShadowStudy, ShadowStudyConfig, shadow_count_study, shadow_metrics
 from .theory import TheoryVsPractice, theory_vs_practice
 from .transformer_audit import TransformerAudit, TransformerAuditConfig, transformer_audit_metrics, transformer_audit_study
+from .transformer_canary import (TransformerCanaryConfig, TransformerCanaryStudy, canary_recovery, transformer_canary_metrics,
+                                 transformer_canary_study)
+from .transformer_shadows import (TransformerShadowConfig, TransformerShadowStudy, transformer_shadow_metrics,
+                                  transformer_shadow_study)
 from .training import dp_study_metrics, engine_timings
 
 __all__ = [
@@ -83,6 +89,16 @@ __all__ = [
     "TransformerAudit",
     "transformer_audit_study",
     "transformer_audit_metrics",
+    "MINILM_ATTACK_PARAMETERS",
+    "TransformerShadowConfig",
+    "TransformerShadowStudy",
+    "transformer_shadow_study",
+    "transformer_shadow_metrics",
+    "TransformerCanaryConfig",
+    "TransformerCanaryStudy",
+    "transformer_canary_study",
+    "canary_recovery",
+    "transformer_canary_metrics",
     "engine_timings",
     "dp_study_metrics",
 ]

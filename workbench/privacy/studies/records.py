@@ -8,11 +8,14 @@ from .membership import AttackPool, MembershipStudy, membership_metrics
 from .shadows import ShadowStudy, shadow_metrics
 from .theory import TheoryVsPractice
 from .transformer_audit import TransformerAudit, transformer_audit_metrics
+from .transformer_canary import TransformerCanaryStudy, canary_recovery, transformer_canary_metrics
+from .transformer_shadows import TransformerShadowStudy, transformer_shadow_metrics
 
 
 def attack_study_record(mia: MembershipStudy, *, theory: TheoryVsPractice, canary: CanaryStudy, pool: AttackPool | None = None,
                         audit: AuditStudy | None = None, shadows: ShadowStudy | None = None,
-                        transformer: TransformerAudit | None = None) -> dict:
+                        transformer: TransformerAudit | None = None, minilm_shadows: TransformerShadowStudy | None = None,
+                        minilm_canary: TransformerCanaryStudy | None = None) -> dict:
     """The ``config``, ``metrics``, ``timings`` and ``tables`` sections of notebook 02's run record, as keyword
     arguments of :func:`workbench.results.save_record`.
 
@@ -22,7 +25,10 @@ def attack_study_record(mia: MembershipStudy, *, theory: TheoryVsPractice, canar
     records' one naming scheme); ``timings``: the studies' (and the pool's) seconds; ``tables``: the full
     ``membership_inference``, ``bound_checks`` and ``canaries`` tables and, when given, ``theory_vs_practice``
     (:func:`audit_vs_promise`), ``audit``, ``shadow_budget`` and ``transformer_audit``; the fine-tuned transformer's
-    metrics are :func:`~.transformer_audit.transformer_audit_metrics`.
+    metrics are :func:`~.transformer_audit.transformer_audit_metrics`. With ``minilm_shadows`` (MiniLM shadow models):
+    its config, :func:`~.transformer_shadows.transformer_shadow_metrics`, timings and the ``minilm_shadows`` table; with
+    ``minilm_canary`` (canary extraction from MiniLM): its config, :func:`~.transformer_canary.transformer_canary_metrics`,
+    timings, and the ``minilm_canaries`` table (one row per model and canary) with its ``minilm_canary_recovery`` summary.
     """
     config = {"mia": mia.train_config, "mia_dp": mia.dp_train_config, "noise_multipliers": mia.noise_multipliers,
               "canaries": canary.config}
@@ -45,4 +51,15 @@ def attack_study_record(mia: MembershipStudy, *, theory: TheoryVsPractice, canar
         metrics.update(transformer_audit_metrics(transformer.table))
         timings.update(transformer.timings)
         tables["transformer_audit"] = transformer.table
+    if minilm_shadows is not None:
+        config["minilm_shadows"] = minilm_shadows.config
+        metrics.update(transformer_shadow_metrics(minilm_shadows.table))
+        timings.update(minilm_shadows.timings)
+        tables["minilm_shadows"] = minilm_shadows.table
+    if minilm_canary is not None:
+        config["minilm_canary"] = minilm_canary.config
+        metrics.update(transformer_canary_metrics(minilm_canary.table))
+        timings.update(minilm_canary.timings)
+        tables["minilm_canaries"] = minilm_canary.table
+        tables["minilm_canary_recovery"] = canary_recovery(minilm_canary.table)
     return {"config": config, "metrics": metrics, "timings": timings, "tables": tables}

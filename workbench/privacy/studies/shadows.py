@@ -123,7 +123,8 @@ def shadow_count_study(data: tuple, *, config: ShadowStudyConfig = ShadowStudyCo
     Parameters
     ----------
     data : (X, y)
-        The candidate pool: features (n, d) (float features, or token ids for a text model) and integer labels (n,).
+        The candidate pool: features (n, d) (float features, or token ids for a text model; any (n, ...) tensor that
+        ``model_fn``'s model takes, e.g. MiniLM's cached hidden states) and integer labels (n,).
     config : ShadowStudyConfig
     model_fn : callable, optional
         ``model_fn() -> torch.nn.Module``, a fresh untrained model (called after the seed is set), e.g. the bag of
@@ -151,8 +152,9 @@ def shadow_count_study(data: tuple, *, config: ShadowStudyConfig = ShadowStudyCo
         from workbench.validation import Callable
 
         check(model_fn, Callable(), name="model_fn", owner=owner)
-    if X.ndim != 2 or y.ndim != 1 or len(X) != len(y) or len(X) < 4:
-        raise ValueError(f"The 'data' parameter of {owner} must be (X, y) with X of shape (n, d), y of shape (n,) and n >= 4. "
+    if X.ndim < 2 or (model_fn is None and X.ndim != 2) or y.ndim != 1 or len(X) != len(y) or len(X) < 4:
+        raise ValueError(f"The 'data' parameter of {owner} must be (X, y) with X of shape (n, d) (or (n, ...) for a model_fn "
+                         f"that takes it), y of shape (n,) and n >= 4. "
                          f"Got shapes {tuple(X.shape)} and {tuple(y.shape)} instead.")
     from workbench.training import TrainConfig
 
