@@ -11,6 +11,12 @@ Target (issue 13): 64 shadow head models in at most 2 minutes on 2 cores.
 
     python benchmarks/shadow_models.py                       # linear and MLP heads, 64 shadows, non-DP
     python benchmarks/shadow_models.py --dp --heads linear   # the same with DP-SGD
+    python benchmarks/shadow_models.py --minilm              # MiniLM shadows: cached hidden states vs full fine-tuning
+
+``--minilm`` times shadow models of fine-tuned MiniLM (notebook 02's ``transformer_shadow_study`` recipe: the first
+``--layers`` blocks, the top block + head trained, ``--epochs`` of 32) two ways on the same halves: fine-tuning the
+full classifier per shadow (``part="last_layers"``), and training the top on hidden states of the frozen blocks cached
+once for the pool (the cache's cost counted once); results to ``benchmarks/results/shadow_models_minilm.json``.
 
 Results go to ``benchmarks/results/shadow_models.json``; a markdown table for the README is printed.
 """
@@ -66,18 +72,28 @@ def _profile_one(train_fn, X, y, *, top: int = 8) -> list:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pool", type=int, default=1000, help="candidate tweets (each shadow trains on half)")
-    parser.add_argument("--shadows", type=int, default=64)
+    parser.add_argument("--pool", type=int, default=None, help="candidate tweets (each shadow trains on half; default 1000, "
+                                                                "--minilm 400)")
+    parser.add_argument("--shadows", type=int, default=None, help="default 64 (--minilm: 8)")
     parser.add_argument("--heads", nargs="+", default=list(HEADS), choices=list(HEADS))
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=None, help="default 30 (--minilm: 4)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--dp", action="store_true", help="train with DP-SGD (fast engine, epsilon 8)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--synthetic", action="store_true", help="random 384-d features instead of MiniLM's")
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "shadow_models.json"))
+    parser.add_argument("--output", default=None, help="default: benchmarks/results/shadow_models[_minilm].json")
+    parser.add_argument("--minilm", action="store_true", help="MiniLM shadows: cached hidden states vs full fine-tuning")
+    parser.add_argument("--layers", type=int, default=2, help="--minilm: MiniLM blocks kept (the top one is trained)")
     args = parser.parse_args(argv)
+    name = "shadow_models_minilm.json" if args.minilm else "shadow_models.json"
+    args.output = args.output or str(ROOT / "benchmarks" / "results" / name)
+    for key, plain, minilm in (("pool", 1000, 400), ("shadows", 64, 8), ("epochs", 30, 4)):
+        if getattr(args, key) is None:
+            setattr(args, key, minilm if args.minilm else plain)
+    if args.minilm:
+        return minilm_main(args)
 
     from workbench.privacy import attacks as A
     from workbench.privacy.accounting import noise_for_epsilon
@@ -130,6 +146,66 @@ def main(argv=None) -> dict:
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.output, json.dumps(result, indent=2) + "\n")
     print(markdown_table(rows))
+    return result
+
+
+def minilm_main(args) -> dict:
+    """``--minilm``: seconds per MiniLM shadow model, full fine-tuning vs the top on cached hidden states."""
+    import dataclasses
+
+    import torch
+
+    from workbench.datasets import load_tweets
+    from workbench.privacy import attacks as A
+    from workbench.privacy.dp import train
+    from workbench.privacy.studies.minilm_top import TopModel, cache_hidden_states
+    from workbench.privacy.trainable import select_trainable
+    from workbench.privacy.transformer import MiniLMClassifier, TokenizedTexts
+    from workbench.results import atomic_write_text, library_versions
+    from workbench.training import TrainConfig, predict, torch_threads
+
+    tweets = load_tweets(n=args.pool, seed=args.seed + 2)
+    texts, y = tweets.text.tolist(), tweets.label_id.to_numpy()
+    keep = A.paired_halves(len(texts), k=args.shadows, seed=args.seed)
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=1e-3, seed=args.seed)
+    timings = {}
+    with torch_threads(args.threads):
+        base = MiniLMClassifier(n_classes=3, layers=args.layers, seed=args.seed).eval()
+        pool = TokenizedTexts(texts, y, max_len=32)
+        start, cpu = time.perf_counter(), time.process_time()
+        packed = cache_hidden_states(base, pool, top_layers=1)
+        timings["cache"] = (time.perf_counter() - start, time.process_time() - cpu)
+        for way in ("full", "cached"):
+            start, cpu = time.perf_counter(), time.process_time()
+            for j in range(args.shadows):
+                idx = torch.as_tensor(keep[j].nonzero()[0])
+                torch.manual_seed(j)
+                cfg = dataclasses.replace(config, seed=j)
+                if way == "full":
+                    model = MiniLMClassifier(n_classes=3, layers=args.layers, seed=j)
+                    select_trainable(model, part="last_layers", last_layers=1)
+                    subset = TokenizedTexts([texts[i] for i in idx.tolist()], y[idx.numpy()], max_len=32)
+                    train(model, subset, config=cfg, progress=False)
+                    predict(model, pool)
+                else:
+                    top = TopModel.from_classifier(base, top_layers=1, new_head=True)
+                    train(top, (packed[idx], pool.y[idx]), config=cfg, progress=False)
+                    predict(top, packed)
+            timings[way] = (time.perf_counter() - start, time.process_time() - cpu)
+    per = {way: timings[way][0] / args.shadows for way in ("full", "cached")}
+    row = {"layers": args.layers, "pool": len(texts), "shadows": args.shadows, "epochs": args.epochs, "batch_size": args.batch_size,
+           "cache_seconds": timings["cache"][0], "cache_cpu_seconds": timings["cache"][1],
+           "full_seconds_per_shadow": per["full"], "cached_seconds_per_shadow": per["cached"],
+           "full_cpu_seconds": timings["full"][1], "cached_cpu_seconds": timings["cached"][1],
+           "speedup_per_shadow": per["full"] / per["cached"],
+           "speedup_with_cache": timings["full"][0] / (timings["cached"][0] + timings["cache"][0])}
+    result = {"benchmark": "shadow_models_minilm", "threads": args.threads, "rows": [row], "versions": library_versions(),
+              "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.output, json.dumps(result, indent=2) + "\n")
+    print(f"MiniLM ({args.layers} blocks, top 1 trained), {args.shadows} shadows on {len(texts)} tweets: full fine-tuning "
+          f"{per['full']:.2f} s per shadow, cached {per['cached']:.2f} s per shadow (+ {row['cache_seconds']:.2f} s once for the "
+          f"cache): {row['speedup_per_shadow']:.1f}x per shadow, {row['speedup_with_cache']:.1f}x with the cache", flush=True)
     return result
 
 
