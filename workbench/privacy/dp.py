@@ -51,6 +51,8 @@ __all__ = ["DPConfig", "TrainResult", "train", "ENGINES", "STEPS", "privacy_sche
 
 #: Smallest model (trainable parameters) for which ``DPConfig(noise_prefetch=None)`` prefetches noise.
 PREFETCH_MIN_PARAMETERS = 2**16
+#: Gradient buffers of at least this many bytes get their prefetched noise drawn in place (one buffer, not two).
+PREFETCH_IN_PLACE_MIN_BYTES = 32 * 2**20
 
 #: Accepted values of ``DPConfig.engine``.
 ENGINES = ("fast", "opacus-hooks", "opacus-ghost")
@@ -91,6 +93,12 @@ class DPConfig:
         0.5)``, a decaying noise). With ``target_epsilon``, sigma is calibrated so that the composition of all
         epochs (each with its own noise, :func:`workbench.privacy.accounting.compose_epsilon`) spends the target.
         ``None``: the same noise every epoch.
+    max_physical_batch_size : int, "auto" or None
+        Fast engine only: the most samples one forward/backward pass holds (a batch is clipped slice by slice, with
+        the same result). ``"auto"`` (default) slices only batches whose book-keeping would hold hundreds of MB,
+        into as many slices as keep the step's memory near a non-private step's
+        (:class:`workbench.privacy.fast_dp.GhostClippingEngine`); ``None``: never slice. The Opacus engines ignore
+        ``"auto"``.
 
     Examples
     --------
@@ -114,13 +122,15 @@ class DPConfig:
     noise_prefetch: bool | None = None
     noise_schedule: tuple | None = None
     clipping: str = "flat"
+    max_physical_batch_size: int | str | None = "auto"
 
     def __post_init__(self):
         positive = Interval(float, 0, None, closed="neither")
         check_fields(self, noise_multiplier=(Interval(float, 0, None), None), target_epsilon=(positive, None),
                      delta=Interval(float, 0, 1, closed="neither"), max_grad_norm=positive, accountant=Options(ACCOUNTANTS),
                      poisson_sampling=Boolean(), engine=Options(ENGINES), noise_prefetch=(Boolean(), None),
-                     noise_schedule=(Seq(positive, min_len=1), None), clipping=Options(CLIPPING))
+                     noise_schedule=(Seq(positive, min_len=1), None), clipping=Options(CLIPPING),
+                     max_physical_batch_size=(Interval(int, 1, None), Options(("auto",)), None))
         if (self.noise_multiplier is None) == (self.target_epsilon is None):
             raise ValueError(
                 "DPConfig needs exactly one of 'noise_multiplier' and 'target_epsilon'. "
@@ -129,6 +139,9 @@ class DPConfig:
         if self.clipping != "flat" and self.engine != "fast":
             raise ValueError(f"The 'clipping' parameter of DPConfig needs engine='fast' for {self.clipping!r} clipping. "
                              f"Got engine={self.engine!r}; use clipping='flat' with Opacus.")
+        if isinstance(self.max_physical_batch_size, int) and self.engine != "fast":
+            raise ValueError(f"The 'max_physical_batch_size' parameter of DPConfig needs engine='fast'. Got "
+                             f"engine={self.engine!r}; leave it 'auto' (Opacus's BatchMemoryManager slices for Opacus).")
         if self.noise_prefetch and self.engine != "fast":
             raise ValueError(f"The 'noise_prefetch' parameter of DPConfig needs engine='fast' (Opacus draws its own noise). "
                              f"Got engine={self.engine!r}; leave noise_prefetch=None.")
@@ -267,22 +280,30 @@ class FastDPStep(_DPStep):
         from .noise import NoisyGradients
 
         super().start(model, n=n, config=config, generator=generator)
-        self.engine, self.grads = GhostClippingEngine(model, max_grad_norm=self.dp.max_grad_norm, clipping=self.dp.clipping), None
+        self.engine = GhostClippingEngine(model, max_grad_norm=self.dp.max_grad_norm, clipping=self.dp.clipping,
+                                          max_physical_batch_size=self.dp.max_physical_batch_size)
+        self.grads = None
         params = self.engine.parameters
         scale = self.dp.max_grad_norm / self.expected_batch
         sigmas, per_epoch = self.schedule["noise_multipliers"], self.schedule["steps_per_epoch"]
         std = sigmas[0] * scale if len(set(sigmas)) == 1 else (lambda k: sigmas[min(k // per_epoch, len(sigmas) - 1)] * scale)
-        prefetch = self.dp.resolved_noise_prefetch(sum(p.numel() for p in params))
-        self.grads = NoisyGradients(params, std=std, seed=config.seed % 2**63, prefetch=prefetch)
+        size = sum(p.numel() for p in params)
+        prefetch = self.dp.resolved_noise_prefetch(size)
+        # a large model's noise is drawn into the one gradient buffer while the step's forward and backward run (the
+        # engine waits for it before adding the clipped sum): no second model-sized buffer
+        in_place = size * params[0].element_size() >= PREFETCH_IN_PLACE_MIN_BYTES
+        self.grads = NoisyGradients(params, std=std, seed=config.seed % 2**63, prefetch=prefetch, in_place=in_place)
         self.params = params
 
     def gradients(self, inputs, targets, idx, loss_fn):
         for p, view in zip(self.params, self.grads.next()):
             p.grad = view
         if not len(idx):
+            self.grads.wait()
             return None
-        out = self.engine.clipped_grad(inputs, targets, loss_fn=lambda logits, target: loss_fn(logits, target, idx),
-                                       scale=1.0 / self.expected_batch, accumulate=True)
+        # the targets travel with their row numbers so that a sliced batch hands loss_fn the slice's own idx
+        out = self.engine.clipped_grad(inputs, (targets, idx), loss_fn=lambda logits, ty: loss_fn(logits, ty[0], ty[1]),
+                                       scale=1.0 / self.expected_batch, accumulate=True, before_write=self.grads.wait)
         return out["loss"]
 
     def close(self):
