@@ -112,6 +112,18 @@ def per_sample_grads(model, x, y):
     return {n: torch.stack(v) for n, v in out.items()}
 
 
+def loop_grads(model, x, y):
+    """``{name: (N, *shape)}`` for a model of one tensor input: each sample's gradient of its own loss, one backward
+    pass per sample through plain autograd (trainable parameters only)."""
+    named = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    per = {n: [] for n in named}
+    for i in range(len(y)):
+        for n, g in zip(named, torch.autograd.grad(nn.functional.cross_entropy(model(x[i : i + 1]), y[i : i + 1]),
+                                                   list(named.values()))):
+            per[n].append(g)
+    return {n: torch.stack(v) for n, v in per.items()}
+
+
 def clip_and_sum(grads, groups, bounds):
     """The definition: clip each sample's gradient group by group (``groups``: name -> group) and sum."""
     labels = sorted(set(groups.values()))
@@ -299,13 +311,7 @@ def test_frozen_weight_with_trainable_bias_is_clipped_on_the_bias_only():
     engine.clipped_grad(x, y)
     engine.remove()
     assert "0.weight" not in by_param and model[0].weight.grad is None
-    named = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    per = {n: [] for n in named}
-    for i in range(len(y)):
-        gs = torch.autograd.grad(nn.functional.cross_entropy(model(x[i : i + 1]), y[i : i + 1]), list(named.values()))
-        for n, g in zip(named, gs):
-            per[n].append(g)
-    grads = {n: torch.stack(v) for n, v in per.items()}
+    grads = loop_grads(model, x, y)
     for n, g in grads.items():
         torch.testing.assert_close(by_param[n], g.flatten(1).norm(dim=1))
     expected, _, _ = clip_and_sum(grads, {n: "all" for n in grads}, {"all": 0.3})
@@ -330,13 +336,8 @@ def test_shared_ids_embedding_outside_bert():
     engine = GhostClippingEngine(model, max_grad_norm=0.2)
     engine.clipped_grad(x, y)
     engine.remove()
-    named = dict(model.named_parameters())
-    per = {n: [] for n in named}
-    for i in range(len(y)):
-        for n, g in zip(named, torch.autograd.grad(nn.functional.cross_entropy(model(x[i : i + 1]), y[i : i + 1]),
-                                                   list(named.values()))):
-            per[n].append(g)
-    expected, _, _ = clip_and_sum({n: torch.stack(v) for n, v in per.items()}, {n: "all" for n in named}, {"all": 0.2})
+    grads = loop_grads(model, x, y)
+    expected, _, _ = clip_and_sum(grads, {n: "all" for n in grads}, {"all": 0.2})
     assert_grads_equal(model, expected, rtol=1e-10)
 
 
@@ -371,14 +372,8 @@ def test_in_place_change_of_a_layer_output_is_handled_exactly():
     engine = GhostClippingEngine(model, max_grad_norm=0.2)
     out = engine.clipped_grad(x, y)
     engine.remove()
-    named = dict(model.named_parameters())
-    per = {n: [] for n in named}
-    for i in range(len(y)):
-        for n, g in zip(named, torch.autograd.grad(nn.functional.cross_entropy(model(x[i : i + 1]), y[i : i + 1]),
-                                                   list(named.values()))):
-            per[n].append(g)
-    grads = {n: torch.stack(v) for n, v in per.items()}
-    expected, factor, _ = clip_and_sum(grads, {n: "all" for n in named}, {"all": 0.2})
+    grads = loop_grads(model, x, y)
+    expected, factor, _ = clip_and_sum(grads, {n: "all" for n in grads}, {"all": 0.2})
     torch.testing.assert_close(out["clip_factors"], factor["all"])
     assert_grads_equal(model, expected, rtol=1e-10)
 
@@ -430,12 +425,8 @@ def test_a_registered_rule_is_used_and_exact():
         engine.remove()
     finally:
         unregister_rule(Scale)
-    named = dict(model.named_parameters())
-    expected = []
-    for i in range(len(y)):
-        gs = torch.autograd.grad(nn.functional.cross_entropy(model(x[i : i + 1]), y[i : i + 1]), list(named.values()))
-        expected.append(torch.sqrt(sum(g.pow(2).sum() for g in gs)))
-    torch.testing.assert_close(norms, torch.stack(expected))
+    expected = torch.sqrt(sum(g.flatten(1).pow(2).sum(1) for g in loop_grads(model, x, y).values()))
+    torch.testing.assert_close(norms, expected)
     with pytest.raises(UnsupportedLayerError, match="must be a ClippingRule"):
         register_rule(Scale, lambda *a: None)
 
@@ -511,14 +502,8 @@ def test_norm_layer_rules_match_materialised_gradients(norm, shape, seq):
     by_param = engine.per_sample_norms(x, y, by_parameter=True)
     engine.clipped_grad(x, y)
     engine.remove()
-    named = dict(model.named_parameters())
-    per = {n: [] for n in named}
-    for i in range(len(y)):
-        for n, g in zip(named, torch.autograd.grad(nn.functional.cross_entropy(model(x[i : i + 1]), y[i : i + 1]),
-                                                   list(named.values()))):
-            per[n].append(g)
-    grads = {n: torch.stack(v) for n, v in per.items()}
+    grads = loop_grads(model, x, y)
     for n, g in grads.items():
         torch.testing.assert_close(by_param[n], g.flatten(1).norm(dim=1), msg=n)
-    expected, _, _ = clip_and_sum(grads, {n: "all" for n in named}, {"all": 0.3})
+    expected, _, _ = clip_and_sum(grads, {n: "all" for n in grads}, {"all": 0.3})
     assert_grads_equal(model, expected, rtol=1e-10)
