@@ -17,13 +17,28 @@ next step's noise on a spare core when there is one). Peak memory is the peak re
 one run. ``noise share`` is the time ``torch.normal_`` takes to draw one step's noise (one value per trainable
 parameter) divided by the fast engine's step time. Every engine runs with the same torch thread count (``--threads``).
 
+``fast`` is the engine as :func:`workbench.privacy.dp.train` runs it: ``max_physical_batch_size="auto"`` (a batch
+whose kept output gradients reach 256 MB is clipped in slices, exactly; MiniLM at batch 128 x 32 tokens: two slices
+of 64, the row's ``physical_batch_size``) and the noise drawn into the one gradient buffer on the spare core while
+the step's forward and backward run. ``fast-whole-batch`` (only when named in ``--engines``) never slices.
+
 Opacus hooks materialises per-sample gradients (batch x trainable parameters floats); settings that would need more
 than ``--max-hooks-gb`` are skipped and say so.
 
-Usage::
+Usage (durations: estimates for a quiet 2-core machine, from the per-step times of the quiet batch-32 run)::
 
+    # issue 10's batch-128 targets, full fine-tuning, 32 tokens (about 6 minutes)
+    .venv/bin/python benchmarks/dp_transformer.py --batch-sizes 128 --lengths 32 --parts full \
+        --engines non-DP fast fast-whole-batch opacus-ghost --rounds 7 --steps 2 \
+        --output benchmarks/results/dp_transformer_batch128.json
+    # 64 tokens, batch 32 and 128 (about 8 minutes)
+    .venv/bin/python benchmarks/dp_transformer.py --batch-sizes 32 128 --lengths 64 --parts full \
+        --engines non-DP fast opacus-ghost --rounds 5 --steps 2 --output benchmarks/results/dp_transformer_64_tokens.json
+    # Opacus hooks on full fine-tuning, batch 32 (per-sample gradients 2.9 GB; about 2-3 minutes)
+    .venv/bin/python benchmarks/dp_transformer.py --batch-sizes 32 --lengths 32 --parts full \
+        --engines non-DP fast opacus-hooks --rounds 5 --steps 2 --max-hooks-gb 6 \
+        --output benchmarks/results/dp_transformer_hooks.json
     .venv/bin/python benchmarks/dp_transformer.py                  # the full grid: long (tens of minutes on 2 cores)
-    .venv/bin/python benchmarks/dp_transformer.py --rounds 3 --batch-sizes 32 --lengths 32
     .venv/bin/python benchmarks/dp_transformer.py --quick          # seconds: one block of MiniLM, tiny batch (smoke)
 
 Results go to ``benchmarks/results/dp_transformer.json`` (``--output``); a markdown table is printed.
@@ -44,8 +59,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+#: engines timed unless --engines says otherwise
 ENGINES = ("non-DP", "fast", "opacus-ghost", "opacus-hooks")
+#: --engines may also name "fast-whole-batch": the fast engine with max_physical_batch_size=None (never sliced)
+ENGINE_CHOICES = ENGINES + ("fast-whole-batch",)
 PARTS = ("all", "last_layers", "bias")
+#: other names accepted by --parts
+PART_ALIASES = {"full": "all"}
 
 
 def batch_of(tokenizer, texts, *, batch: int, length: int):
@@ -76,9 +96,11 @@ def make_step(engine: str, *, part: str, layers: int | None, batch: int, seed: i
     if engine == "non-DP":
         step = GradientStep()
     else:
-        dp = DPConfig(noise_multiplier=1.0, max_grad_norm=1.0, poisson_sampling=False, engine=engine)
+        name, slicing = ("fast", None) if engine == "fast-whole-batch" else (engine, "auto")
+        dp = DPConfig(noise_multiplier=1.0, max_grad_norm=1.0, poisson_sampling=False, engine=name,
+                      max_physical_batch_size=slicing)
         schedule = {"sample_rate": 1.0, "steps_per_epoch": 1, "noise_multipliers": [1.0], "noise_multiplier": 1.0}
-        step = STEPS[engine](dp, schedule)
+        step = STEPS[name](dp, schedule)
     step.start(model, n=batch, config=config, generator=torch.Generator().manual_seed(seed))
     model.train()
     return step, info["trainable"]
@@ -118,8 +140,9 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 128])
     parser.add_argument("--lengths", type=int, nargs="+", default=[32, 64])
-    parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS)
-    parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
+    parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS + tuple(PART_ALIASES),
+                        help="what is trained; 'full' is another name for 'all'")
+    parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINE_CHOICES)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=3, help="timed steps per trial (after one warm-up step)")
     parser.add_argument("--layers", type=int, default=None, help="keep the first k MiniLM blocks (default: all 6)")
@@ -128,6 +151,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--quick", action="store_true", help="smoke mode: 1 block, batch 4, 16 tokens, 1 round, 1 step")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "dp_transformer.json")
     args = parser.parse_args(argv)
+    args.parts = list(dict.fromkeys(PART_ALIASES.get(p, p) for p in args.parts))
     if args.quick:
         args.batch_sizes, args.lengths, args.rounds, args.steps, args.layers = [4], [16], 1, 1, 1
         args.parts = [p for p in args.parts if p != "last_layers"] or ["all"]
@@ -151,6 +175,7 @@ def main(argv=None) -> dict:
                 ids, y = batch_of(tokenizer, texts, batch=batch, length=length)
                 walls = {e: [] for e in args.engines}
                 cpus, peaks, errors, params = {e: [] for e in args.engines}, {e: [] for e in args.engines}, {}, None
+                slice_sizes = {}
                 for r in range(args.rounds):
                     order = args.engines[r % len(args.engines):] + args.engines[: r % len(args.engines)]
                     for engine in order:
@@ -166,6 +191,7 @@ def main(argv=None) -> dict:
                                     continue
                                 try:
                                     wall, cpu = time_steps(step, ids, y, steps=args.steps)
+                                    slice_sizes[engine] = getattr(getattr(step, "engine", None), "last_slice_size", None)
                                 finally:
                                     step.close()
                         except (ValueError, RuntimeError, NotImplementedError) as err:
@@ -191,6 +217,7 @@ def main(argv=None) -> dict:
                         "peak_rss_mb": max(peaks[engine]) if peaks[engine] else None,
                         "memory_vs_non_dp": (max(peaks[engine]) / max(peaks["non-DP"])
                                              if peaks[engine] and peaks.get("non-DP") and max(peaks["non-DP"]) > 0 else None),
+                        "physical_batch_size": slice_sizes.get(engine),
                         "noise_seconds": noise,
                         "noise_share_of_step": (noise / statistics.median(w)) if w and engine == "fast" else None,
                         "all_seconds": w, "error": errors.get(engine),

@@ -9,7 +9,9 @@ tokens, in float32, one torch thread (``--threads``). Each round times, back to 
   norms, clipped sum), broken into its phases: forward, backward, norms (``prepare`` + ``sq_norms`` of every layer's
   rule) and book-keeping (the clipped sum's contractions);
 * ``fast_slices_of_K`` (batches larger than ``--slice``): the same engine with ``max_physical_batch_size=K``, which
-  bounds the memory that book-keeping holds (every layer's output gradient) to that of a batch of K.
+  bounds the memory that book-keeping holds (every layer's output gradient) to that of a batch of K;
+* ``fast_auto``: ``max_physical_batch_size="auto"`` (what :func:`workbench.privacy.dp.train` uses): slices only where
+  the kept output gradients reach ``AUTO_SLICE_MIN_BYTES`` (MiniLM: batch 128 in two slices of 64, batch 32 whole).
 
 No optimizer step and no noise in either (the noise's cost is the training loop's, :mod:`workbench.privacy.noise`).
 The slowdown is the **median over rounds of the ratio** to the non-DP time of the same round (the order rotates). Peak memory is the
@@ -146,7 +148,9 @@ def main(argv=None) -> dict:
                 return elapsed
             return run
 
-        variants = {"non_dp": plain, "fast": timed(lambda: engine.clipped_grad(x, y))}
+        auto = GhostClippingEngine(model, max_grad_norm=1.0, max_physical_batch_size="auto")
+        variants = {"non_dp": plain, "fast": timed(lambda: engine.clipped_grad(x, y)),
+                    "fast_auto": timed(lambda: auto.clipped_grad(x, y))}
         if sliced is not None:
             variants[f"fast_slices_of_{args.slice}"] = timed(lambda: sliced.clipped_grad(x, y))
         for f in variants.values():  # warm-up (lazy initialisation, Numba's compiled kernels)
@@ -164,6 +168,7 @@ def main(argv=None) -> dict:
                 variants[name]()
             memory[name] = mem.megabytes
         engine.remove()
+        auto.remove()
         if sliced is not None:
             sliced.remove()
         run = {
@@ -173,6 +178,7 @@ def main(argv=None) -> dict:
             "slowdown_all": {name: [r[name] / r["non_dp"] for r in rows] for name in names[1:]},
             "fast_phases_seconds": {k: statistics.median(s[k] for s in split) for k in split[0]},
             "peak_rss_growth_mb": memory,
+            "auto_slice_size": auto.last_slice_size,
         }
         results["runs"].append(run)
         print(f"batch {batch} x {args.tokens} tokens: " + "; ".join(
