@@ -200,3 +200,47 @@ def test_shuffled_like_keeps_sizes_and_mixes_labels():
         return (counts[big].max(axis=1) / p.sizes[big]).mean()
     assert max_share(control) < 0.45  # 0.25 + sampling noise when labels are mixed
     assert max_share(skewed) > max_share(control) + 0.3
+
+
+def test_kmeans_partition_with_groups_keeps_groups_together_and_meets_the_floor():
+    """Samples share their group's feature row (a Shakespeare speech): a group lands on one client; with a floor,
+    every client holds at least that many samples; every sample is assigned exactly once; same seed, same partition."""
+    rng = np.random.default_rng(1)
+    centers = rng.normal(size=(5, 6)) * 4
+    topic = rng.integers(0, 5, size=120)                    # 120 groups (speeches) in 5 topics
+    rows = centers[topic] + rng.normal(size=(130, 6))[:120]
+    features = np.concatenate([rows, rng.normal(size=(10, 6)) * 50])  # 10 rows no sample uses (ignored)
+    groups = np.repeat(np.arange(120), rng.integers(1, 30, size=120))  # uneven group sizes
+    n = len(groups)
+    p = kmeans_partition(features, n_clients=5, seed=0, groups=groups)
+    assert_exact_cover(p, n)
+    owner = p.assignment()
+    assert all(len(set(owner[groups == g])) == 1 for g in range(120))  # a group is never split without a floor
+    purity = sum(np.bincount(topic[groups][owner == c]).max() for c in range(5)) / n
+    assert purity > 0.95
+    floor = n // 5 - 5
+    assert p.sizes.min() < floor  # the floor below has work to do
+    q = kmeans_partition(features, n_clients=5, seed=0, groups=groups, min_partition_size=floor)
+    assert_exact_cover(q, n) and q.sizes.min() >= floor
+    moved = (q.assignment() != owner).mean()
+    assert 0 < moved < 0.2  # only the top-up moved samples
+    again = kmeans_partition(features, n_clients=5, seed=0, groups=groups, min_partition_size=floor)
+    assert np.array_equal(again.indices, q.indices) and np.array_equal(again.offsets, q.offsets)
+    with pytest.raises(ValueError, match="'groups' parameter of kmeans_partition"):
+        kmeans_partition(features, n_clients=5, groups=np.array([0, 200]))
+    with pytest.raises(ValueError, match="'n_clients' parameter of kmeans_partition must be <= the 3 feature rows"):
+        kmeans_partition(features, n_clients=5, groups=np.array([0, 1, 2] * 10))
+
+
+def test_shakespeare_samples_know_their_speech():
+    """With stride 1, the targets of one speech's samples spell out that speech (and its closing newline)."""
+    from workbench.federated.tasks import shakespeare_task
+
+    data = shakespeare_task(n_plays=1, context=4, stride=1, test_fraction=0.2)
+    speech, speeches, vocab = data.info["speech"], data.info["speeches"], data.info["vocab"]
+    assert len(speech) == len(data.y) and speech.min() >= 0 and speech.max() < len(speeches)
+    lut = {c: c for c in vocab[2:]}
+    y = data.y.numpy()
+    for j in np.random.default_rng(0).choice(np.unique(speech), size=40, replace=False):
+        spelled = "".join(vocab[i] if i > 1 else "?" for i in y[speech == j])
+        assert spelled == "".join(lut.get(c, "?") for c in speeches[j].lower() + "\n")

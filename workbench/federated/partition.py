@@ -375,13 +375,19 @@ def shuffled_like(partition: Partition, *, seed: int = 0) -> Partition:
 
 
 def kmeans_partition(features, *, n_clients: int, alpha: float | None = None, n_clusters: int | None = None,
-                     seed: int = 0, min_partition_size: int = 0) -> Partition:
+                     seed: int = 0, min_partition_size: int = 0, groups=None) -> Partition:
     """Topic-like non-IID partition: k-means clusters of sentence features (FedNLP's feature-level skew).
 
     With ``alpha=None`` every client is one cluster (``n_clusters = n_clients``): clients differ in *what
     they talk about* and in size. With ``alpha`` set, the cluster ids play the labels' part in
-    :func:`dirichlet_partition` over ``n_clusters`` clusters (default 10), as FedNLP does (a
-    ``min_partition_size`` floor is then met by topping up small clients).
+    :func:`dirichlet_partition` over ``n_clusters`` clusters (default 10), as FedNLP does.
+    ``min_partition_size``: every client ends with at least that many samples (small clients are topped up with
+    random samples of the largest ones, so a few samples leave their topic).
+
+    ``groups`` (optional, one int per sample): the row of ``features`` each sample takes its features from, so
+    samples of one group (e.g. the character windows of one Shakespeare speech, featurised once per speech) are
+    clustered together; without it, row ``i`` of ``features`` is sample ``i``. Rows that no sample uses are
+    left out of the clustering.
 
     Examples
     --------
@@ -389,6 +395,10 @@ def kmeans_partition(features, *, n_clients: int, alpha: float | None = None, n_
     >>> p = kmeans_partition(X, n_clients=3, seed=0)
     >>> sorted(p.sizes.tolist()), len(set(p.assignment()[:20].tolist()))  # one blob per client
     ([20, 20, 20], 1)
+    >>> g = np.repeat(np.arange(60), 3)  # 180 samples, 3 per feature row
+    >>> p = kmeans_partition(X, n_clients=3, seed=0, groups=g, min_partition_size=55)
+    >>> p.n_samples, int(p.sizes.min()) >= 55
+    (180, True)
     """
     from sklearn.cluster import KMeans
 
@@ -396,13 +406,34 @@ def kmeans_partition(features, *, n_clients: int, alpha: float | None = None, n_
     X = np.asarray(features, dtype=np.float64)
     if X.ndim != 2:
         raise ValueError(f"The 'features' parameter of {fn} must be a 2-D array (samples x features). Got shape {X.shape}.")
-    _, n_clients = _check_counts(len(X), n_clients, fn)
+    if groups is None:
+        rows = None
+        n_samples = len(X)
+    else:
+        groups = np.asarray(groups)
+        if groups.ndim != 1 or not np.issubdtype(groups.dtype, np.integer) or (len(groups) and (groups.min() < 0 or groups.max() >= len(X))):
+            raise InvalidParameterError(f"The 'groups' parameter of {fn} must be a 1-D array of row numbers of 'features' "
+                                        f"(ints in [0, {len(X) - 1}]).")
+        used, rows = np.unique(groups, return_inverse=True)  # cluster only the rows some sample uses
+        X = X[used]
+        n_samples = len(groups)
+    min_partition_size = check(min_partition_size, Interval(int, 0, None), name="min_partition_size", owner=fn)
+    _, n_clients = _check_counts(n_samples, n_clients, fn, min_size=max(min_partition_size, 1))
     seed = check(seed, _SEED, name="seed", owner=fn)
     alpha = check(alpha, _ALPHA, None, name="alpha", owner=fn)
     k = n_clients if alpha is None else check(10 if n_clusters is None else n_clusters, Interval(int, 1, len(X)),
                                               name="n_clusters", owner=fn)
-    clusters = KMeans(n_clusters=k, n_init=4, random_state=seed).fit_predict(X)
+    if k > len(X):
+        raise InvalidParameterError(f"The 'n_clients' parameter of {fn} must be <= the {len(X)} feature rows to cluster "
+                                    f"when 'alpha' is None (one cluster per client). Got {n_clients} instead.")
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # small problems: OpenMP threads only contend (28 s instead of 2 s on a busy machine)
+        clusters = KMeans(n_clusters=k, n_init=4, random_state=seed).fit_predict(X).astype(np.int64)
+    if rows is not None:
+        clusters = clusters[rows]
     if alpha is None:
+        _top_up(clusters, n_clients, min_partition_size, np.random.default_rng(seed))
         return Partition.from_assignment(clusters, n_clients=n_clients)
     return dirichlet_partition(clusters, n_clients=n_clients, alpha=alpha, seed=seed, min_partition_size=min_partition_size,
                                min_size_method="top_up")

@@ -27,7 +27,7 @@ from torch import nn
 from .partition import Partition, make_partition
 from .simulation import FederatedData
 
-__all__ = ["CharMLP", "CharVocabulary", "shakespeare_task", "tweets_task", "make_model_fn"]
+__all__ = ["CharMLP", "CharVocabulary", "shakespeare_task", "speech_features", "tweets_task", "make_model_fn"]
 
 
 class CharVocabulary:
@@ -103,12 +103,13 @@ def shakespeare_task(*, size: str = "tiny", n_plays: int | None = None, context:
     if context < 1 or stride < 1:
         raise ValueError(f"The 'context' and 'stride' parameters of shakespeare_task must be >= 1. Got {context!r}, {stride!r}.")
     speeches = load_shakespeare(size=size, n=n_plays)
-    texts = speeches.groupby("client_id", sort=False)["text"].apply(lambda s: "\n".join(s) + "\n")
+    by_speaker = speeches.groupby("client_id", sort=False)["text"]
+    texts = by_speaker.apply(lambda s: "\n".join(s) + "\n")
     if lowercase:
         texts = texts.str.lower()
     vocab = CharVocabulary.build(texts.tolist(), max_size=max_vocab)
-    windows, targets, owners, names = [], [], [], []
-    for name, text in texts.items():
+    windows, targets, owners, names, speech_of = [], [], [], [], []
+    for (name, text), (_, lines) in zip(texts.items(), by_speaker):
         ids = np.concatenate([np.zeros(context, dtype=np.int64), vocab.encode(text)])  # left-pad with <pad>
         positions = np.arange(context, len(ids), stride)
         if len(positions) < min_samples:
@@ -118,6 +119,9 @@ def shakespeare_task(*, size: str = "tiny", n_plays: int | None = None, context:
         targets.append(ids[positions])
         owners.append(np.full(len(positions), len(names)))
         names.append(name)
+        # The speech (row of `speeches`) each sample's target character belongs to (its closing newline included).
+        ends = np.cumsum([len(t.lower() if lowercase else t) + 1 for t in lines.tolist()])
+        speech_of.append(lines.index.to_numpy()[np.searchsorted(ends, positions - context, side="right")])
     assign = np.concatenate(owners)
     full = Partition.from_assignment(assign, n_clients=len(names), names=np.asarray(names, dtype=object))
     # Most active first, so max_clients keeps the heaviest speakers.
@@ -131,7 +135,24 @@ def shakespeare_task(*, size: str = "tiny", n_plays: int | None = None, context:
     train, test = part.split(test_fraction)
     return FederatedData(X, y, train=train, test=test, n_classes=len(vocab), task="language_model",
                          name=f"shakespeare-{size if n_plays is None else n_plays}",
-                         info={"vocab": vocab.id_to_char, "context": context, "stride": stride})
+                         info={"vocab": vocab.id_to_char, "context": context, "stride": stride,
+                               "speech": np.concatenate(speech_of)[keep_ids].astype(np.int64),
+                               "speeches": speeches["text"].tolist()})
+
+
+def speech_features(data: FederatedData, *, max_length: int = 64) -> np.ndarray:
+    """MiniLM features of every speech of a :func:`shakespeare_task` (one row per ``data.info["speeches"]``;
+    cached on disk by :func:`workbench.datasets.encode_texts`, so only the first call encodes).
+
+    Every speech of the plays is encoded (also those of speakers with too few samples to be a device), so the
+    cache is shared by every task on the same plays. ``data.info["speech"][i]`` is the row of sample ``i``: pass
+    both to :func:`~workbench.federated.partition.kmeans_partition` (``groups=``) for topic-like devices.
+    """
+    from workbench.datasets import encode_texts
+
+    if "speeches" not in data.info:
+        raise ValueError(f"The 'data' parameter of speech_features must come from shakespeare_task. Got {data.name!r} instead.")
+    return encode_texts(list(data.info["speeches"]), max_length=max_length, progress=False)
 
 
 def tweets_task(*, size: str = "tiny", n: int | None = None, n_clients: int = 50, partition: str = "dirichlet",
