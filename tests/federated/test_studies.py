@@ -34,8 +34,12 @@ def test_selection_study_is_the_plain_simulator_and_the_record_follows_the_schem
     cfg, data = tiny
     study = S.selection_study(data, cfg, progress=False)
     assert set(study.table["setting"]) == {"static", "continual", "shuffled_iid"}
-    direct = run_fedavg(data, model_fn=make_model_fn(data), config=cfg.fed_config("activity"), progress=False)
+    assert cfg.engine == "batched"  # the default engine: the round's devices trained together
+    direct = run_fedavg(data, model_fn=make_model_fn(data), config=cfg.fed_config("activity"), progress=False,
+                        simulator=cfg.simulator)
     assert study.runs["static"]["activity"].final == direct.final  # same numbers as calling the simulator
+    plain = run_fedavg(data, model_fn=make_model_fn(data), config=cfg.fed_config("activity"), progress=False)
+    assert plain.final["test_perplexity"] == pytest.approx(direct.final["test_perplexity"], rel=1e-4)
     fair = S.fairness_table(study.runs["static"])
     assert list(fair.columns) == ["strategy", "light_users_accuracy", "medium_users_accuracy", "heavy_users_accuracy", "accuracy_p10"]
     cm = study.runs["static"]["uniform"].client_metrics
@@ -59,6 +63,22 @@ def test_selection_study_is_the_plain_simulator_and_the_record_follows_the_schem
     assert record["extra"]["headline_metric"] in flat and record["extra"]["headline_figure"] == "seed_intervals"
 
 
+def test_study_config_merges_partial_groups_over_the_defaults():
+    cfg = S.study_config(task="shakespeare", rounds=np.int64(4), training={"client_lr": 0.2, "engine": "per_device"},
+                         data={"topics": False}, continual={"storage_limit": 8})
+    defaults = S.FedStudyConfig()
+    assert (cfg.rounds, cfg.client_lr, cfg.topics, cfg.storage_limit) == (4, 0.2, False, 8)
+    assert (cfg.batch_size, cfg.context, cfg.continual_periods, cfg.dp_noise) == (defaults.batch_size, defaults.context,
+                                                                                  defaults.continual_periods, defaults.dp_noise)
+    assert cfg.simulator is S.ENGINES["per_device"]
+    with pytest.raises(ValueError, match=r"'training' parameter of study_config must be a dict with keys among \['batch_size'"):
+        S.study_config(training={"lr": 0.1})
+    with pytest.raises(ValueError, match="'engine' parameter of FedStudyConfig must be one of"):
+        S.study_config(training={"engine": "gpu"})
+    with pytest.raises(ValueError, match="'dp_noise' parameter of FedStudyConfig must be a float > 0"):
+        S.study_config(dp={"noise": 0})
+
+
 def test_seed_intervals_match_a_t_interval_and_pairing():
     from scipy import stats
 
@@ -73,10 +93,18 @@ def test_seed_intervals_match_a_t_interval_and_pairing():
     assert out.loc["activity", "survives"] and out.loc["activity", "ci_low"] < out.loc["uniform", "ci_high"]
 
 
+@pytest.mark.slow
 def test_partition_and_privacy_studies(tiny):
+    """Shakespeare's k-means topics come from MiniLM features of the speeches (encoded once, then cached)."""
     cfg, data = tiny
     table, sizes = S.partition_study(data, n_clients=20, alpha=0.1, min_partition_size=10)
     row = table.set_index("partition")
+    assert row.loc["k-means topics, min size 10", "min_size"] >= 10 and row.loc["k-means topics", "min_size"] < 10
+    assert row.loc["k-means topics", "n_samples"] == data.train.n_samples == sizes["k-means topics"].sum()
+    assert row.loc["k-means topics", "label_skew_tv"] > row.loc["iid", "label_skew_tv"]  # topics change the characters
+    again, _ = S.partition_study(data, n_clients=20, alpha=0.1, min_partition_size=10)
+    pd.testing.assert_frame_equal(again, table)
+    assert "k-means topics" not in set(S.partition_study(data, n_clients=20, topics=False)[0]["partition"])
     assert row.loc["dirichlet, min size 10", "min_size"] >= 10 and row.loc["quantity, min size 10", "min_size"] >= 10
     assert row.loc["quantity (alpha 0.1)", "min_size"] < 10 and row.loc["iid", "label_skew_tv"] < row.loc["dirichlet (alpha 0.1)", "label_skew_tv"]
     clients, summary = S.client_privacy_study(data, cfg, noise_multiplier=1.0, clip=1.0, run=False, progress=False)

@@ -30,12 +30,17 @@ from .partition import (dirichlet_partition, iid_partition, kmeans_partition, pa
                         shuffled_like)
 from .privacy import inclusion_probabilities, per_client_epsilon
 from .selection import STRATEGIES
-from .simulation import FedConfig, FederatedData, FedResult, run_fedavg, train_centralized
+from .batched import BatchedSimulator
+from .simulation import FedAvgSimulator, FedConfig, FederatedData, FedResult, run_fedavg, train_centralized
 from .strategies import SERVER_STRATEGIES
 from .users import activity_groups
 
-__all__ = ["FedStudyConfig", "FedStudy", "load_study_data", "data_summary", "first_draw_table", "centralized_baseline", "selection_study", "fairness_table",
+__all__ = ["FedStudyConfig", "FedStudy", "study_config", "GROUPS", "ENGINES", "load_study_data", "data_summary", "first_draw_table", "centralized_baseline", "selection_study", "fairness_table",
            "seed_study", "seed_intervals", "study_finding", "metric_key_of", "partition_study", "client_privacy_study", "study_record", "SETTINGS"]
+
+#: Simulators by name: ``batched`` trains a round's devices together (equal to ``per_device`` within float
+#: rounding, :mod:`~workbench.federated.batched`), ``per_device`` is the plain loop.
+ENGINES = {"batched": BatchedSimulator, "per_device": FedAvgSimulator}
 
 #: The settings of :func:`selection_study` and :func:`seed_study`.
 SETTINGS = ("static", "continual", "shuffled_iid")
@@ -75,6 +80,10 @@ class FedStudyConfig:
     storage_limit: int = 64
     central_epochs: int = 2
     seed: int = 0
+    topics: bool = True
+    dp_noise: float = 0.3
+    dp_clip: float = 0.5
+    engine: str = "batched"
 
     def __post_init__(self):
         strategies = self.strategies.split(",") if isinstance(self.strategies, str) else self.strategies
@@ -84,7 +93,13 @@ class FedStudyConfig:
                      clients_per_round=_COUNT, local_epochs=_COUNT, max_local_steps=(_COUNT, None), batch_size=_COUNT,
                      client_lr=_POSITIVE, server_lr=_POSITIVE, server=Options(tuple(sorted(SERVER_STRATEGIES))),
                      eval_every=_COUNT, context=_COUNT, stride=_COUNT, n_clients=Interval(int, 2, None), alpha=_POSITIVE,
-                     continual_periods=_COUNT, storage_limit=_COUNT, central_epochs=_COUNT, seed=Interval(int, None, None))
+                     continual_periods=_COUNT, storage_limit=_COUNT, central_epochs=_COUNT, seed=Interval(int, None, None),
+                     topics=Boolean(), dp_noise=_POSITIVE, dp_clip=_POSITIVE, engine=Options(tuple(sorted(ENGINES))))
+
+    @property
+    def simulator(self):
+        """The simulator class of :attr:`engine` (:data:`ENGINES`)."""
+        return ENGINES[self.engine]
 
     @property
     def metric(self) -> str:
@@ -111,6 +126,46 @@ class FedStudyConfig:
     def continual(self) -> dict:
         """The FedConfig fields of the continual setting."""
         return {"periods": self.continual_periods, "storage_limit": self.storage_limit}
+
+
+#: Notebook 03's grouped parameters (dict literals) -> {key: FedStudyConfig field}; see :func:`study_config`.
+GROUPS = {
+    "training": {"local_epochs": "local_epochs", "batch_size": "batch_size", "client_lr": "client_lr",
+                 "server_lr": "server_lr", "eval_every": "eval_every", "central_epochs": "central_epochs",
+                 "engine": "engine"},
+    "data": {"context": "context", "stride": "stride", "n_clients": "n_clients", "alpha": "alpha", "topics": "topics"},
+    "continual": {"periods": "continual_periods", "storage_limit": "storage_limit"},
+    "dp": {"noise": "dp_noise", "clip": "dp_clip"},
+}
+
+
+def study_config(*, training: dict | None = None, data: dict | None = None, continual: dict | None = None,
+                 dp: dict | None = None, **fields) -> FedStudyConfig:
+    """A :class:`FedStudyConfig` from notebook 03's parameters: plain ``fields`` plus the grouped dicts
+    (:data:`GROUPS`), each of which may hold only *some* of its keys (the rest keep their defaults), so
+    ``-p DATA '{alpha: 0.05}'`` changes one value. Unknown keys are an error naming the accepted ones.
+
+    Examples
+    --------
+    >>> cfg = study_config(rounds=3, data={"alpha": 0.05}, dp={"noise": 1.0})
+    >>> cfg.rounds, cfg.alpha, cfg.context, cfg.dp_noise, cfg.dp_clip
+    (3, 0.05, 16, 1.0, 0.5)
+    >>> study_config(dp={"sigma": 1.0})
+    Traceback (most recent call last):
+    ...
+    workbench.validation.InvalidParameterError: The 'dp' parameter of study_config must be a dict with keys among ['clip', 'noise']. Got {'sigma': 1.0} instead.
+    """
+    from workbench.validation import InvalidParameterError
+
+    for group, given in {"training": training, "data": data, "continual": continual, "dp": dp}.items():
+        if given is None:
+            continue
+        keys = GROUPS[group]
+        if not isinstance(given, dict) or set(given) - set(keys):
+            raise InvalidParameterError(f"The '{group}' parameter of study_config must be a dict with keys among "
+                                        f"{sorted(keys)}. Got {given!r} instead.")
+        fields.update({keys[k]: v for k, v in given.items()})
+    return FedStudyConfig(**fields)
 
 
 def load_study_data(config: FedStudyConfig) -> FederatedData:
@@ -203,7 +258,7 @@ def selection_study(data: FederatedData, config: FedStudyConfig, *, model_fn=Non
     for setting, s in tqdm(jobs, desc="selection study", unit="run", disable=not progress):
         fed = config.fed_config(s, **(config.continual() if setting == "continual" else {}))
         runs[setting][s] = run_fedavg(iid_data if setting == "shuffled_iid" else data, model_fn=model_fn, config=fed,
-                                      progress=False)
+                                      progress=False, simulator=config.simulator)
     table = pd.DataFrame([_final_row(setting, s, r) for setting, by in runs.items() for s, r in by.items()])
     return FedStudy(runs, table, iid_data)
 
@@ -251,7 +306,8 @@ def seed_study(data: FederatedData, config: FedStudyConfig, *, seeds, strategies
                     jobs.append((setting, s, seed))
     for setting, s, seed in tqdm(jobs, desc="seed study", unit="run", disable=not progress):
         fed = config.fed_config(s, seed=seed, **(config.continual() if setting == "continual" else {}))
-        rows.append(_final_row(setting, s, run_fedavg(data, model_fn=model_fn, config=fed, progress=False), seed=seed))
+        res = run_fedavg(data, model_fn=model_fn, config=fed, progress=False, simulator=config.simulator)
+        rows.append(_final_row(setting, s, res, seed=seed))
     return pd.DataFrame(rows).sort_values(["setting", "strategy", "seed"]).reset_index(drop=True)
 
 
@@ -294,17 +350,26 @@ def seed_intervals(table: pd.DataFrame, *, metric: str, baseline: str = "uniform
 
 
 def partition_study(data: FederatedData, *, n_clients: int, alpha: float = 0.1, min_partition_size: int = 10,
-                    seed: int = 0) -> tuple[pd.DataFrame, dict]:
+                    seed: int = 0, topics: bool = True) -> tuple[pd.DataFrame, dict]:
     """FedNLP's partitions of ``data``'s training samples side by side: IID, label-Dirichlet and quantity skew
-    (each without and with a minimum partition size) and, for float features (the tweets' MiniLM features), k-means
-    topic clusters.
+    (each without and with a minimum partition size) and, with ``topics``, k-means topic clusters (without and
+    with the minimum size) of MiniLM features: the tweets' own features, or for Shakespeare the features of the
+    speech each sample comes from (:func:`~workbench.federated.tasks.speech_features`, cached after the first
+    run; a speech's samples stay together).
 
     Returns the :func:`~workbench.federated.partition.partition_stats` table (one row per partition) and the
     client sizes of each partition (for a figure).
     """
+    check(topics, Boolean(), name="topics", owner="partition_study")
     ids = np.arange(data.train.n_samples) if data.train.indices is None else data.train.indices
     labels = data.y[ids].numpy()
-    features = data.X[ids].numpy() if data.X.is_floating_point() else None
+    features, groups = None, None
+    if topics and data.X.is_floating_point():
+        features = data.X[ids].numpy()
+    elif topics and "speeches" in data.info:
+        from .tasks import speech_features
+
+        features, groups = speech_features(data), np.asarray(data.info["speech"])[ids]
     n = len(labels)
     parts = {
         "iid": iid_partition(n, n_clients=n_clients, seed=seed),
@@ -316,20 +381,23 @@ def partition_study(data: FederatedData, *, n_clients: int, alpha: float = 0.1, 
                                                                      min_size=min_partition_size),
     }
     if features is not None:
-        parts["k-means topics"] = kmeans_partition(np.asarray(features), n_clients=n_clients, seed=seed)
+        parts["k-means topics"] = kmeans_partition(np.asarray(features), n_clients=n_clients, seed=seed, groups=groups)
+        parts[f"k-means topics, min size {min_partition_size}"] = kmeans_partition(
+            np.asarray(features), n_clients=n_clients, seed=seed, groups=groups, min_partition_size=min_partition_size)
     table = pd.DataFrame([partition_stats(p, labels, name=name) for name, p in parts.items()])
     return table, {name: p.sizes for name, p in parts.items()}
 
 
 def client_privacy_study(data: FederatedData, config: FedStudyConfig, *, strategies=None,
-                         noise_multiplier: float = 1.0, clip: float = 1.0, delta: float = 1e-5, run: bool = True,
+                         noise_multiplier: float | None = None, clip: float | None = None, delta: float = 1e-5, run: bool = True,
                          model_fn=None, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """DP-FedAvg with client-level DP: every device's epsilon under each selection strategy, and the utility.
 
     A device's sampling rate is its inclusion probability per round
     (:func:`~workbench.federated.privacy.inclusion_probabilities`, static setting); its epsilon composes
     ``config.rounds`` rounds at that rate (:func:`~workbench.federated.privacy.per_client_epsilon`). With
-    ``run``, each strategy also trains with DP-FedAvg (clip ``clip``, noise ``noise_multiplier``).
+    ``run``, each strategy also trains with DP-FedAvg (clip ``clip``, noise ``noise_multiplier``; default: the
+    config's ``dp_clip`` and ``dp_noise``).
     ``strategies`` default to uniform, tempered and activity (those of them in ``config.strategies``).
 
     Returns
@@ -345,6 +413,8 @@ def client_privacy_study(data: FederatedData, config: FedStudyConfig, *, strateg
     from .tasks import make_model_fn
 
     strategies = _among(config, ("uniform", "tempered", "activity")) if strategies is None else list(strategies)
+    noise_multiplier = config.dp_noise if noise_multiplier is None else noise_multiplier
+    clip = config.dp_clip if clip is None else clip
     sizes = data.train.sizes
     groups = activity_groups(sizes)
     client_rows, summary = [], []
@@ -359,7 +429,8 @@ def client_privacy_study(data: FederatedData, config: FedStudyConfig, *, strateg
                "light_users_epsilon_median": float(np.median(eps[held & (groups == "light")]))}
         if run:
             fed = config.fed_config(s, dp_clip=clip, dp_noise_multiplier=noise_multiplier, dp_delta=delta)
-            res = run_fedavg(data, model_fn=model_fn or make_model_fn(data), config=fed, progress=False)
+            res = run_fedavg(data, model_fn=model_fn or make_model_fn(data), config=fed, progress=False,
+                             simulator=config.simulator)
             row.update({k: v for k, v in res.final.items() if k.startswith("test_")})
         summary.append(row)
     return pd.concat(client_rows, ignore_index=True), pd.DataFrame(summary)
