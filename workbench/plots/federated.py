@@ -128,21 +128,41 @@ def partition_figure(summary, *, max_clients: int = 50, title: str = "Samples pe
 
 
 def partition_sizes_figure(sizes: Mapping[str, Sequence[int]], *, min_size: int | None = 10,
-                           title: str = "Client sizes under each partition") -> go.Figure:
-    """Box plot of client sizes per partition (log y), with a dashed line at ``min_size``.
+                           title: str = "Client sizes under each partition", stats=None) -> go.Figure:
+    """Box plot of client sizes per partition (log y), with a dashed line at ``min_size``; given ``stats`` (the
+    :func:`~workbench.federated.studies.partition_study` table), a second panel shows each partition's label skew
+    (``label_skew_tv``) next to the share of its clients under 10 samples.
 
     Examples
     --------
     >>> len(partition_sizes_figure({"iid": [5, 5], "dirichlet": [1, 9]}).data)
     2
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"partition": ["iid", "dirichlet"], "n_clients": [2, 2], "clients_under_10": [2, 1],
+    ...                   "label_skew_tv": [0.0, 0.4]})
+    >>> len(partition_sizes_figure({"iid": [5, 5], "dirichlet": [1, 9]}, stats=t).data)
+    4
     """
-    fig = go.Figure()
+    from plotly.subplots import make_subplots
+
+    rows = 1 if stats is None else 2
+    fig = make_subplots(rows=rows, cols=1, vertical_spacing=0.12,
+                        subplot_titles=None if stats is None else ("samples per client", "label skew and tiny clients"))
     for name, values in sizes.items():
-        fig.add_trace(go.Box(y=np.maximum(np.asarray(values), 0.5), name=name, boxpoints="all", jitter=0.4, pointpos=0))
+        fig.add_trace(go.Box(y=np.maximum(np.asarray(values), 0.5), name=name, boxpoints="all", jitter=0.4, pointpos=0,
+                             showlegend=False), row=1, col=1)
     if min_size is not None:
-        fig.add_hline(y=min_size, line_dash="dash", annotation_text=f"{min_size} samples")
-    fig.update_layout(template=TEMPLATE, title=title, yaxis_type="log", yaxis_title="samples on the client (0 shown at 0.5)",
-                      showlegend=False)
+        fig.add_hline(y=min_size, line_dash="dash", annotation_text=f"{min_size} samples", row=1, col=1)
+    if stats is not None:
+        names = list(stats["partition"])
+        if "label_skew_tv" in stats:
+            fig.add_trace(go.Bar(x=names, y=stats["label_skew_tv"], name="label skew (mean TV distance)"), row=2, col=1)
+        fig.add_trace(go.Bar(x=names, y=stats["clients_under_10"] / stats["n_clients"], name="share of clients under 10 samples"),
+                      row=2, col=1)
+        fig.update_yaxes(range=[0, 1], title_text="0 = IID / none", row=2, col=1)
+    fig.update_layout(template=TEMPLATE, title=title, showlegend=stats is not None, height=420 * rows,
+                      legend=dict(orientation="h", y=-0.15))
+    fig.update_yaxes(type="log", title_text="samples on the client (0 shown at 0.5)", row=1, col=1)
     return fig
 
 
