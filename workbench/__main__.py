@@ -174,12 +174,42 @@ def _cmd_datasets(args) -> int:
     return 0 if missing == 0 else EXIT_RUN_FAILED
 
 
+def _dump_stacks_on_sigusr1() -> None:
+    """``kill -USR1 <runner pid>`` prints every thread's stack to stderr: what a runner that seems stuck is doing."""
+    import faulthandler
+    import signal
+
+    if hasattr(signal, "SIGUSR1"):
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    _dump_stacks_on_sigusr1()
     args = _parser().parse_args(argv)
     args.argv = argv
     return {"run": _cmd_run, "collect": _cmd_collect, "report": _cmd_report, "datasets": _cmd_datasets}[args.command](args)
 
 
+def _exit(code: int) -> None:
+    """Leave with ``code``. After an interrupted sweep, leave at once if a stopped process pool left a thread or a
+    worker behind: the records are written and the message printed by then, and the interpreter's own exit would
+    wait for them (joining threads and child processes) instead of stopping."""
+    import multiprocessing
+    import threading
+
+    if code == EXIT_INTERRUPTED:
+        threads = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+        children = multiprocessing.active_children()
+        if threads or children:
+            from ._processes import stop_tree
+
+            stop_tree([p.pid for p in children])
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit(main())

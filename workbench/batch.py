@@ -160,7 +160,7 @@ def load_grid(path: str | os.PathLike) -> list[dict[str, Any]]:
 
     path = Path(path)
     if path.is_dir():
-        raise BatchError(f"Grid file {path} is a folder; give a YAML file such as grids/epsilon.yaml.")
+        raise BatchError(f"Grid file {path} is a folder; give a YAML file such as grids/06_beta_seed.yaml.")
     if not path.is_file():
         raise BatchError(f"Grid file {path} does not exist.")
     try:
@@ -495,17 +495,27 @@ def _finish(spec: RunSpec, *, seconds: float, error: str | None, cell: int | Non
     return RunResult(spec, status, seconds, error, cell, rec.get("metrics") or {})
 
 
-def mark_interrupted(spec: RunSpec) -> RunResult:
-    """Record that a run was stopped mid-way (its record says "interrupted"; a resumed sweep runs it again)."""
+def mark_interrupted(spec: RunSpec, *, wait: float = 10.0) -> RunResult:
+    """Record that a run was stopped mid-way (its record says "interrupted"; a resumed sweep runs it again).
+
+    The run's claim was held by the worker this runner has just killed; the operating system releases it as that
+    process is torn down, which can lag behind the kill on a busy machine. So the claim is retried for up to
+    ``wait`` seconds; a claim still held after that belongs to another runner, whose record is its own.
+    """
     from . import runlock
 
+    error = "interrupted by the user (Ctrl-C)"
+    deadline = time.monotonic() + wait
     try:
-        with runlock.claim(spec.output_dir) as held:
-            if not held.acquired:  # another runner has taken the run over meanwhile: its record is its own
-                return RunResult(spec, "interrupted", error="interrupted by the user (Ctrl-C)")
-            return _finish(spec, seconds=0.0, error="interrupted by the user (Ctrl-C)", cell=None, interrupted=True)
+        while True:
+            with runlock.claim(spec.output_dir) as held:
+                if held.acquired:
+                    return _finish(spec, seconds=0.0, error=error, cell=None, interrupted=True)
+            if time.monotonic() >= deadline:
+                return RunResult(spec, "interrupted", error=f"{error}; left alone: held by {held.describe_holder()}")
+            time.sleep(0.05)
     except (OSError, ValueError):  # the folder is gone or the notebook's record cannot be merged: say so anyway
-        return RunResult(spec, "interrupted", error="interrupted by the user (Ctrl-C)")
+        return RunResult(spec, "interrupted", error=error)
 
 
 def _execute_quietly(spec: RunSpec, kernel_name: str | None, timeout: float | None, force: bool) -> RunResult:
@@ -679,7 +689,8 @@ def _run_here(specs, i, args, record) -> None:
         stop_kernels()
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGINT, on_interrupt) if threading.current_thread() is threading.main_thread() else None
+    main = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.signal(sig, on_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)} if main else {}
     try:
         record(i, _execute_quietly(specs[i], *args))
     except KeyboardInterrupt as exc:
@@ -687,8 +698,8 @@ def _run_here(specs, i, args, record) -> None:
         exc.stopped = {i}
         raise
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _run_processes(specs, pending, args, jobs, record) -> None:
@@ -721,11 +732,11 @@ def _run_processes(specs, pending, args, jobs, record) -> None:
         try:
             running = {i for fut, i in futures.items() if not fut.done() and runlock.holder(specs[i].output_dir)}
             worker_pids = list(getattr(pool, "_processes", None) or {})
+            manager = getattr(pool, "_executor_manager_thread", None)  # (shutdown forgets it)
             pool.shutdown(wait=False, cancel_futures=True)  # queued runs never start (cancelled by the pool itself)
             stop_tree(worker_pids)  # the running ones stop, kernels included
-            # Bounded: a worker killed while it held the pool's call queue can leave the pool's manager thread
-            # waiting for good; the workers are gone either way, so Ctrl-C must not wait on it without end.
-            manager = getattr(pool, "_executor_manager_thread", None)
+            # The pool's manager thread notices its dead workers and winds down; waited for (bounded), so that
+            # the interpreter's exit does not have to.
             if manager is not None:
                 manager.join(timeout=10)
         finally:
