@@ -213,8 +213,9 @@ def _linear_accumulate(layer, data, weights, ctx):
     n = ctx.n
     if _trainable(layer.weight):  # sum_n w_n b_n^T a_n (summed over the positions t of sequences)
         w = weights[layer.weight]
-        wb = b * (w.view(n, 1) if kind == "vector" else w.view(n, 1, 1))
-        layer.weight.grad.addmm_(wb.reshape(-1, wb.shape[-1]).T, a.reshape(-1, a.shape[-1]))
+        w = w.view(n, 1) if kind == "vector" else w.view(n, 1, 1)
+        wa, wb = (a * w, b) if a.shape[-1] < b.shape[-1] else (a, b * w)  # weight the narrower one (a copy of it)
+        layer.weight.grad.addmm_(wb.reshape(-1, wb.shape[-1]).T, wa.reshape(-1, wa.shape[-1]))
     if _trainable(layer.bias):  # sum_n w_n sum_t b_nt
         layer.bias.grad.addmv_((b if kind == "vector" else b.sum(1)).T, weights[layer.bias])
 
