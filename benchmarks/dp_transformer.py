@@ -34,7 +34,7 @@ Usage (durations: estimates for a quiet 2-core machine, from the per-step times 
     # 64 tokens, batch 32 and 128 (about 8 minutes)
     .venv/bin/python benchmarks/dp_transformer.py --batch-sizes 32 128 --lengths 64 --parts full \
         --engines non-DP fast opacus-ghost --rounds 5 --steps 2 --output benchmarks/results/dp_transformer_64_tokens.json
-    # Opacus hooks on full fine-tuning, batch 32 (per-sample gradients 2.9 GB; about 2-3 minutes)
+    # Opacus hooks on full fine-tuning, batch 32 (per-sample gradients 2.7 GiB; about 2-3 minutes)
     .venv/bin/python benchmarks/dp_transformer.py --batch-sizes 32 --lengths 32 --parts full \
         --engines non-DP fast opacus-hooks --rounds 5 --steps 2 --max-hooks-gb 6 \
         --output benchmarks/results/dp_transformer_hooks.json
