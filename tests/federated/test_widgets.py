@@ -31,3 +31,18 @@ def test_panel_runs_the_chosen_strategies():
     server_w.value = "fedyogi"
     button.click()
     assert "done" in status.value and len(calls) == 1  # the data is cached
+
+
+def test_panel_runs_on_the_batched_engine():
+    from workbench.federated.batched import BatchedSimulator
+    from workbench.widgets.federated import federated_panel
+
+    X = torch.randn(160, 4)
+    y = (X[:, 0] > 0).long()
+    train, test = iid_partition(160, n_clients=8, seed=1).split(0.25)
+    data = FederatedData(X, y, train=train, test=test, n_classes=2)
+    panel = federated_panel(lambda a: data, rounds=2, clients_per_round=3, uses_alpha=False, max_local_steps=2,
+                            simulator=BatchedSimulator)
+    button, _, status = panel.children[0].children[2].children
+    button.click()
+    assert "done" in status.value, status.value

@@ -22,7 +22,7 @@ __all__ = ["federated_panel", "study_panel"]
 def federated_panel(data_fn: Callable[[float], FederatedData], *, rounds: int = 20, strategy: str = "activity",
                     clients_per_round: int = 10, alpha: float = 0.5, local_epochs: int = 1,
                     max_local_steps: int | None = 20, batch_size: int = 32, client_lr: float = 0.5,
-                    seed: int = 0, uses_alpha: bool = True, server: str = "fedavg") -> widgets.Widget:
+                    seed: int = 0, uses_alpha: bool = True, server: str = "fedavg", simulator=None) -> widgets.Widget:
     """A panel that runs FedAvg with the chosen settings and overlays the accuracy curves of each run.
 
     Parameters
@@ -32,6 +32,8 @@ def federated_panel(data_fn: Callable[[float], FederatedData], *, rounds: int = 
         pass ``uses_alpha=False`` for natural partitions such as Shakespeare speakers).
     rounds, strategy, clients_per_round, alpha, local_epochs, max_local_steps, batch_size, client_lr, seed, server
         Starting values / fixed settings of the runs (``server``: the server step, e.g. ``"fedadam"``).
+    simulator : FedAvgSimulator subclass, optional
+        Runs the rounds (e.g. :class:`~workbench.federated.batched.BatchedSimulator`; default: the per-device loop).
 
     Returns
     -------
@@ -76,7 +78,8 @@ def federated_panel(data_fn: Callable[[float], FederatedData], *, rounds: int = 
                     runs[name].append({"round": row["round"], "test_accuracy": row["test_accuracy"]})
                     draw_curves()
 
-            res = run_fedavg(data, model_fn=make_model_fn(data), config=cfg, progress=False, callback=live)
+            res = run_fedavg(data, model_fn=make_model_fn(data), config=cfg, progress=False, callback=live,
+                             simulator=simulator)
             show_in(who_out, participation_figure({name: res.participation}, data.train.sizes,
                                                   title="participation vs activity (last run)"))
             status.value = (f"done: accuracy {res.final['test_accuracy']:.3f}, "
@@ -110,4 +113,4 @@ def study_panel(config, data: FederatedData) -> widgets.Widget:
                            local_epochs=config.local_epochs, max_local_steps=config.max_local_steps,
                            batch_size=config.batch_size, client_lr=config.client_lr, seed=config.seed, uses_alpha=tweets,
                            strategy="activity" if "activity" in config.strategies else config.strategies[0],
-                           server=config.server)
+                           server=config.server, simulator=config.simulator)
