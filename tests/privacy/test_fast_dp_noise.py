@@ -48,7 +48,7 @@ def _train(prefetch, in_place_min, monkeypatch, **dp_kwargs):
     model = nn.Sequential(nn.Linear(12, 16), nn.Tanh(), nn.Linear(16, 3))
     g = torch.Generator().manual_seed(1)
     x, y = torch.randn(96, 12, generator=g), torch.randint(0, 3, (96,), generator=g)
-    res = train(model, (x, y), config=TrainConfig(epochs=2, batch_size=16, lr=0.3, optimizer="sgd", seed=4),
+    res = train(model, (x, y), config=TrainConfig(epochs=1, batch_size=16, lr=0.3, optimizer="sgd", seed=4),
                 dp=DPConfig(noise_multiplier=1.3, max_grad_norm=0.7, noise_prefetch=prefetch, **dp_kwargs), progress=False)
     return res, [p.detach().clone() for p in model.parameters()]
 
