@@ -31,9 +31,9 @@ Usage (durations: estimates for a quiet 2-core machine, from the per-step times 
     .venv/bin/python benchmarks/dp_transformer.py --batch-sizes 128 --lengths 32 --parts full \
         --engines non-DP fast fast-whole-batch opacus-ghost --rounds 7 --steps 2 \
         --output benchmarks/results/dp_transformer_batch128.json
-    # 64 tokens, batch 32 and 128 (about 8 minutes)
+    # 64 tokens, batch 32 and 128 (about 7-8 minutes: batch 128 x 64 tokens dominates)
     .venv/bin/python benchmarks/dp_transformer.py --batch-sizes 32 128 --lengths 64 --parts full \
-        --engines non-DP fast opacus-ghost --rounds 5 --steps 2 --output benchmarks/results/dp_transformer_64_tokens.json
+        --engines non-DP fast opacus-ghost --rounds 4 --steps 2 --output benchmarks/results/dp_transformer_64_tokens.json
     # Opacus hooks on full fine-tuning, batch 32 (per-sample gradients 2.7 GiB; about 2-3 minutes)
     .venv/bin/python benchmarks/dp_transformer.py --batch-sizes 32 --lengths 32 --parts full \
         --engines non-DP fast opacus-hooks --rounds 5 --steps 2 --max-hooks-gb 6 \
