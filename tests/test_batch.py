@@ -242,3 +242,19 @@ def test_shipped_grid_files_plan_against_the_notebooks_their_comments_name(tmp_p
         specs = batch.plan_runs([FIXTURES.parents[2] / target], grid=batch.load_grid(grid), smoke="--smoke" in text,
                                 output=tmp_path)
         assert len(specs) >= 2, grid.name
+
+
+CRASHY = Path(__file__).parent / "fixtures" / "notebooks" / "crashy.ipynb"
+
+
+@pytest.mark.slow
+def test_a_worker_killed_under_its_run_fails_that_run_and_the_sweep_goes_on(tmp_path):
+    """The out-of-memory killer's case: run 2's worker dies (SIGKILL). That run fails with a message saying so;
+    the other runs, including the one the broken pool took down beside it, complete; no traceback."""
+    results = batch.run_notebooks([CRASHY], grid=[{"TAG": t} for t in (1, 2, 3, 4)], parameters={"KILL_TAG": 2},
+                                  jobs=2, output=tmp_path)
+    status = {r.spec.parameters["TAG"]: r.status for r in results}
+    assert status == {1: "completed", 2: "failed", 3: "completed", 4: "completed"}, results
+    (dead,) = [r for r in results if r.status == "failed"]
+    assert "worker process ended abruptly (signal SIGKILL)" in dead.error
+    assert load_record(dead.spec.output_dir)["status"] == "failed"

@@ -702,14 +702,29 @@ def _run_here(specs, i, args, record) -> None:
             signal.signal(sig, handler)
 
 
+#: What a run whose worker process died under it is told (the pool is replaced and the sweep goes on).
+WORKER_DIED = ("its worker process ended abruptly ({how}), most likely killed by the operating system for lack "
+               "of memory; run it alone, or with fewer --jobs")
+
+
 def _run_processes(specs, pending, args, jobs, record) -> None:
     """Run ``pending`` in worker processes (spawned, ``jobs`` at a time; one worker for ``jobs=1``).
 
-    On Ctrl-C: no further run starts, the workers and their kernels are stopped, and the indices of the runs that
-    were executing are attached to the ``KeyboardInterrupt`` (as ``stopped``).
+    A worker that dies under its run (the out-of-memory killer, ``kill -9``) fails that run, with
+    :data:`WORKER_DIED` as its error; the runs the broken pool took down with it, or never started, go on in a
+    new pool. On Ctrl-C: no further run starts, the workers and their kernels are stopped, and the indices of the
+    runs that were executing are attached to the ``KeyboardInterrupt`` (as ``stopped``).
     """
+    pending = list(pending)
+    while pending:
+        pending = _run_pool(specs, pending, args, jobs, record)
+
+
+def _run_pool(specs, pending, args, jobs, record) -> list[int]:
+    """One process pool over ``pending``; returns the runs to redo in a new pool if this one broke."""
     import multiprocessing
     import signal
+    from concurrent.futures.process import BrokenProcessPool
 
     from . import runlock
     from ._processes import stop_tree
@@ -721,11 +736,21 @@ def _run_processes(specs, pending, args, jobs, record) -> None:
     interrupted = False
     try:
         futures = {pool.submit(_execute_quietly, specs[i], *args): i for i in pending}
+        processes = dict(getattr(pool, "_processes", None) or {})  # spawned on submit; kept to read exit codes
         remaining = set(futures)
         while remaining:
             done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
             for fut in done:
-                record(futures[fut], fut.result())
+                try:
+                    result = fut.result()
+                except BrokenProcessPool:
+                    continue
+                record(futures[fut], result)
+        broken = [i for fut, i in futures.items() if fut.exception() is not None]
+        if broken:
+            pool.shutdown(wait=True)
+            return _after_broken_pool(specs, broken, processes, record)
+        return []
     except KeyboardInterrupt as exc:
         interrupted = True
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
@@ -746,6 +771,35 @@ def _run_processes(specs, pending, args, jobs, record) -> None:
     finally:
         if not interrupted:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _after_broken_pool(specs, broken, processes, record) -> list[int]:
+    """Sort the runs of a broken pool: a run whose worker died on its own (not terminated by the pool as it broke)
+    failed; the others are returned to be redone. If no culprit can be told apart, they all fail, so a pool that
+    keeps breaking cannot loop."""
+    import signal
+
+    from . import runlock
+    from ._processes import stop_tree
+
+    stop_tree(list(processes))  # kernels of workers the pool terminated go too
+    redo, failed = [], []
+    for i in broken:
+        claim = runlock.stale_claim(specs[i].output_dir)
+        proc = processes.get(claim.get("pid")) if claim else None
+        code = proc.exitcode if proc is not None else None
+        if proc is not None and code not in (-signal.SIGTERM, None):
+            how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+            failed.append((i, WORKER_DIED.format(how=how)))
+        else:
+            redo.append(i)
+    if not failed:
+        failed, redo = [(i, WORKER_DIED.format(how="the process pool broke")) for i in redo], []
+    for i, error in failed:
+        with runlock.claim(specs[i].output_dir) as held:  # (another runner may have taken it over meanwhile)
+            record(i, _finish(specs[i], seconds=0.0, error=error, cell=None) if held.acquired
+                   else RunResult(specs[i], "failed", error=error))
+    return redo
 
 
 def _run_dask(specs, pending, args, address, record) -> None:
