@@ -16,6 +16,7 @@ from workbench.results import metric_key
 from workbench.validation import InstanceOf, Interval, Options, Seq, check, check_fields
 
 from ._common import config_parameters
+from .intrinsic import ENCODER_DEPTH
 
 __all__ = [
     "ExtrinsicStudyConfig",
@@ -35,6 +36,15 @@ __all__ = [
 #: Training variants of the sentiment head: the original tweets, or with counterfactual (gender-swapped) copies.
 VARIANTS = ("baseline", "cda")
 _COUNT = Interval(int, 1, None)
+#: Hidden layers of the encoder of this study (MiniLM): 0 is the embedding layer, 6 the last block.
+_LAYER = Interval(int, 0, ENCODER_DEPTH["minilm"])
+
+
+class _OneOfLayers(Options):
+    """``main_layer``'s constraint: one of the config's ``layers`` (and the message says so)."""
+
+    def describe(self) -> str:
+        return f"{super().describe()} (its 'layers')"
 
 
 @dataclass(frozen=True)
@@ -46,7 +56,7 @@ class ExtrinsicStudyConfig:
     n_tweets : int
         Stratified sample of the tweets (80% train, 20% test).
     layers : sequence of int
-        MiniLM hidden layers compared (0 is the embedding layer, 6 the last).
+        MiniLM hidden layers compared, each in [0, 6] (0 is the embedding layer, 6 the last).
     main_layer : int
         The layer the detailed figures use; one of ``layers``.
     hidden : sequence of int
@@ -66,7 +76,11 @@ class ExtrinsicStudyConfig:
     >>> ExtrinsicStudyConfig(layers=[2, 4], main_layer=6)
     Traceback (most recent call last):
     ...
-    workbench.validation.InvalidParameterError: The 'main_layer' parameter of ExtrinsicStudyConfig must be one of (2, 4). Got 6 instead.
+    workbench.validation.InvalidParameterError: The 'main_layer' parameter of ExtrinsicStudyConfig must be one of (2, 4) (its 'layers'). Got 6 instead.
+    >>> ExtrinsicStudyConfig(layers=[6, 9])
+    Traceback (most recent call last):
+    ...
+    workbench.validation.InvalidParameterError: The 'layers' parameter of ExtrinsicStudyConfig must be a non-empty list or tuple of an int in [0, 6]. Got [6, 9] instead.
     """
 
     n_tweets: int = 3000
@@ -82,11 +96,11 @@ class ExtrinsicStudyConfig:
     seed: int = 0
 
     def __post_init__(self):
-        check_fields(self, n_tweets=Interval(int, 10, None), layers=Seq(Interval(int, 0, None), min_len=1), hidden=Seq(_COUNT),
+        check_fields(self, n_tweets=Interval(int, 10, None), layers=Seq(_LAYER, min_len=1), hidden=Seq(_COUNT),
                      epochs=_COUNT, lr=Interval(float, 0, None, closed="neither"), words_per_emotion=Interval(int, 1, 5),
                      noun_phrases=Interval(int, 1, 10), names_per_group=Interval(int, 1, 10), n_top=_COUNT,
                      seed=Interval(int, 0, None))
-        check_fields(self, main_layer=Options(tuple(self.layers)))
+        check_fields(self, main_layer=_OneOfLayers(tuple(self.layers)))
 
 
 @dataclass
@@ -185,8 +199,7 @@ class TextFeatures:
 
     def __call__(self, layer: int, texts) -> np.ndarray:
         """Features of ``texts`` (an iterable of strings, each in some part) at ``layer``: array (len(texts), dim)."""
-        if layer not in self.layers:
-            raise ValueError(f"The 'layer' parameter of TextFeatures must be one of {self.layers}. Got {layer!r} instead.")
+        layer = check(layer, Options(self.layers), name="layer", owner="TextFeatures")
         missing = [t for t in texts if t not in self._row_of]
         if missing:
             raise ValueError(f"TextFeatures has no features of {len(missing)} text(s), e.g. {missing[0]!r}; encode them as a part first.")
@@ -288,10 +301,9 @@ def extrinsic_study_metrics(table: pd.DataFrame, *, main_layer: int, correlation
     >>> extrinsic_study_metrics(t, main_layer=6, correlations=pd.Series({"gender_gap": 0.5}))
     {'intrinsic_weat': -0.2, 'gender_probe_accuracy': 1.0, 'baseline/gender_gap': -0.1, 'cda/gender_gap': -0.07, 'intrinsic_vs_extrinsic/gender_gap_spearman': 0.5}
     """
+    main_layer = check(main_layer, Options(tuple(sorted(int(v) for v in set(table["layer"])))), name="main_layer",
+                       owner="extrinsic_study_metrics")
     at = table[table["layer"] == main_layer].set_index("variant")
-    if at.empty:
-        raise ValueError(f"The 'main_layer' parameter of extrinsic_study_metrics must be a layer of the table {sorted(set(table['layer']))}. "
-                         f"Got {main_layer!r} instead.")
     first = at.iloc[0]
     metrics = {k: float(first[k]) for k in _LAYER_ONLY}
     for variant, row in at.iterrows():
