@@ -57,6 +57,46 @@ _SEED = Interval(int, 0, None)
 #: Names of the metric families of a flip summary kept in the run record.
 FLIP_METRICS = ("error_new", "nfr", "pfr", "nfi")
 
+#: What each dataset of :data:`~workbench.compatibility.data.DATASETS` holds, as
+#: :func:`~workbench.compatibility.data.load_image_split` splits it: Fashion-MNIST's official training and test
+#: sets; the 1,797 digits shuffled, at most half of them held out (``tests/compatibility/test_config_limits.py``
+#: checks these numbers against the loaders).
+DATASET_SIZES = {"fashion_mnist": {"train": 60000, "test": 10000, "classes": 10},
+                 "digits": {"images": 1797, "test": 898, "classes": 10}}
+
+
+class _Bounded(Interval):
+    """An int range whose upper end comes from the dataset or another field; the message says where from."""
+
+    def __init__(self, low, high, *, why: str):
+        super().__init__(int, low, high)
+        self.why = why
+
+    def describe(self) -> str:
+        return f"{super().describe()} ({self.why})"
+
+
+def _check_sizes(config, *, n_test_low: int) -> None:
+    """``n_test`` and ``n_train`` within what ``config.dataset`` holds (:data:`DATASET_SIZES`), so a config never
+    silently trains or tests on fewer images than it says."""
+    size, name = DATASET_SIZES[config.dataset], config.dataset
+    check_fields(config, n_test=_Bounded(n_test_low, size["test"], why=f"the test images {name!r} holds"))
+    if "images" in size:
+        left = size["images"] - config.n_test
+        why = f"the images {name!r} holds, {size['images']}, less n_test={config.n_test}"
+    else:
+        left, why = size["train"], f"the training images {name!r} holds"
+    check_fields(config, n_train=_Bounded(1, left, why=why))
+
+
+def _check_loaded(config, data: ImageSplit, *, owner: str) -> None:
+    """Before any training: the loaded ``data`` holds at least the images and classes ``config`` asks for (a loader
+    may hold fewer than :data:`DATASET_SIZES` says, e.g. a partial Fashion-MNIST folder)."""
+    check(data, InstanceOf(ImageSplit), name="data", owner=owner)
+    cls = type(config).__name__
+    check(config.n_train, _Bounded(1, len(data.y_train), why="the training images of the data given"), name="n_train", owner=cls)
+    check(config.n_test, _Bounded(1, len(data.y_test), why="the test images of the data given"), name="n_test", owner=cls)
+
 
 def _parameters(config) -> dict:
     """A config's fields under the notebook's parameter names (upper case), lists for tuples."""
@@ -73,7 +113,9 @@ class FlipStudyConfig:
     ----------
     dataset : {"fashion_mnist", "digits"}
     n_train, n_test : int
-        Training and test images (:func:`~workbench.compatibility.data.load_image_split`).
+        Training and test images (:func:`~workbench.compatibility.data.load_image_split`), at most what the dataset
+        holds (:data:`DATASET_SIZES`: Fashion-MNIST 60,000 and 10,000; digits at most 898 test images and
+        ``n_train + n_test <= 1797``).
     scenario : str
         A registered update (:data:`~workbench.compatibility.pc_training.UPDATE_SCENARIOS`).
     epoch_scale : float
@@ -129,6 +171,7 @@ class FlipStudyConfig:
                      distance=Options(DISTANCES), n_ensemble=_COUNT, compare_scenarios=Boolean(), tradeoff_alpha=_NONNEGATIVE,
                      tradeoff_betas=Seq(_NONNEGATIVE), tradeoff_temperatures=Seq(_POSITIVE, min_len=1),
                      tradeoff_kd_alphas=Seq(_NONNEGATIVE), seed=_SEED)
+        _check_sizes(self, n_test_low=1)
 
     def update_scenario(self, name: str | None = None):
         """The registered scenario ``name`` (default: :attr:`scenario`) with its epochs times :attr:`epoch_scale`."""
@@ -196,6 +239,7 @@ def flip_study(data: ImageSplit, *, config: FlipStudyConfig, progress: bool = Fa
     from .pc_training import run_update
 
     check(config, InstanceOf(FlipStudyConfig), name="config", owner="flip_study")
+    _check_loaded(config, data, owner="flip_study")
     scenario, methods = config.update_scenario(), config.methods()
     result = run_update(data.train, data.test, scenario=scenario, methods=methods, n_classes=data.n_classes, seed=config.seed,
                         progress=progress)
@@ -213,6 +257,7 @@ def scenario_comparison(data: ImageSplit, *, config: FlipStudyConfig, progress: 
     from .pc_training import UPDATE_SCENARIOS, PCConfig, run_update
 
     check(config, InstanceOf(FlipStudyConfig), name="config", owner="scenario_comparison")
+    _check_loaded(config, data, owner="scenario_comparison")
     rows = {}
     for name in UPDATE_SCENARIOS:
         r = run_update(data.train, data.test, scenario=config.update_scenario(name), methods={"no constraint": PCConfig(method="none")},
@@ -369,13 +414,14 @@ class BCTStudyConfig:
     ----------
     dataset : {"fashion_mnist", "digits"}
     n_train, n_test : int
-        Training images, and test images (the gallery plus the queries).
+        Training images, and test images (the gallery plus the queries), at most what the dataset holds (as in
+        :class:`FlipStudyConfig`).
     n_queries : int
         Test images used as queries (at most half the test images); the rest is the gallery.
     old_fraction : float in (0, 1]
         The old model trains on the first ``old_fraction`` of the training images...
     old_n_classes : int
-        ...of the classes ``0 .. old_n_classes - 1`` only.
+        ...of the classes ``0 .. old_n_classes - 1`` only (at most the dataset's classes).
     old_hidden, new_hidden : sequence of int
         MLP widths of the old and the new models.
     embedding_dim : int
@@ -396,6 +442,10 @@ class BCTStudyConfig:
     Traceback (most recent call last):
     ...
     workbench.validation.InvalidParameterError: The 'old_fraction' parameter of BCTStudyConfig must be a float in (0, 1]. Got 0 instead.
+    >>> BCTStudyConfig(dataset="digits", n_train=5000, n_test=700, n_queries=200)
+    Traceback (most recent call last):
+    ...
+    workbench.validation.InvalidParameterError: The 'n_train' parameter of BCTStudyConfig must be an int in [1, 1097] (the images 'digits' holds, 1797, less n_test=700). Got 5000 instead.
     """
 
     dataset: str = "fashion_mnist"
@@ -423,6 +473,10 @@ class BCTStudyConfig:
                      old_hidden=Seq(_COUNT), new_hidden=Seq(_COUNT), embedding_dim=_COUNT, head=Options(HEADS),
                      old_epochs=_COUNT, new_epochs=_COUNT, influence_weight=_NONNEGATIVE, lambda_sweep=Seq(_NONNEGATIVE),
                      similarity=Options(SIMILARITIES), seed=_SEED)
+        _check_sizes(self, n_test_low=2)
+        classes = DATASET_SIZES[self.dataset]["classes"]
+        check_fields(self, old_n_classes=_Bounded(2, classes, why=f"the classes of {self.dataset!r}"),
+                     n_queries=_Bounded(1, self.n_test // 2, why=f"at most half of n_test={self.n_test}"))
 
     def old_config(self):
         """The old model's :class:`~workbench.compatibility.bct.BCTConfig`."""
@@ -516,6 +570,9 @@ def bct_study(data: ImageSplit, *, config: BCTStudyConfig, progress: bool = Fals
     from .bct import compatibility_summary, fit_linear_map, retrieval_matrix, train_embedding_model
 
     check(config, InstanceOf(BCTStudyConfig), name="config", owner="bct_study")
+    _check_loaded(config, data, owner="bct_study")
+    check(config.old_n_classes, _Bounded(2, data.n_classes, why="the classes of the data given"), name="old_n_classes",
+          owner="BCTStudyConfig")
     split = retrieval_split(data, n_queries=config.n_queries)
     X, y = data.train
     n_old = max(1, round(config.old_fraction * len(y)))
