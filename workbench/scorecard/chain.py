@@ -51,6 +51,16 @@ CACHE_VERSION = 2  # 2: v2/v3 are fine-tuned MiniLM (1: bag-of-embeddings token 
 _VALENCE_TO_LABEL = {"negative": 0, "none": 1, "positive": 2}
 
 
+class _AtMostEncoderLayers(Interval):
+    """``trainable_layers``' constraint: 1 .. ``encoder_layers`` (the message says where the upper end comes from)."""
+
+    def __init__(self, low: int, high: int):
+        super().__init__(int, low, high)
+
+    def describe(self) -> str:
+        return f"{super().describe()} (at most encoder_layers={self.high})"
+
+
 @dataclass(frozen=True)
 class ChainConfig:
     """Sizes and recipes of the update chain.
@@ -69,7 +79,8 @@ class ChainConfig:
     encoder_layers : int
         MiniLM blocks kept for the fine-tuned versions (of 6; fewer is faster, as in notebook 02).
     trainable_layers : int
-        Last blocks fine-tuned (with the head); the embeddings and earlier blocks stay frozen.
+        Last blocks fine-tuned (with the head), at most ``encoder_layers``; the embeddings and earlier blocks stay
+        frozen.
     finetune_epochs : int
         Epochs of every fine-tuning (v2, v3, DP variants).
     max_len : int
@@ -94,6 +105,10 @@ class ChainConfig:
     Traceback (most recent call last):
     ...
     workbench.validation.InvalidParameterError: The 'old_fraction' parameter of ChainConfig must be a float in (0, 1). Got 1.5 instead.
+    >>> ChainConfig(encoder_layers=2, trainable_layers=3)
+    Traceback (most recent call last):
+    ...
+    workbench.validation.InvalidParameterError: The 'trainable_layers' parameter of ChainConfig must be an int in [1, 2] (at most encoder_layers=2). Got 3 instead.
     """
 
     n_tweets: int = 3000
@@ -126,11 +141,7 @@ class ChainConfig:
                      max_len=Interval(int, 3, None), batch_size=one, lr=positive, finetune_lr=positive, dp_lr=positive,
                      beta=Interval(float, 0, None), dp_epsilon=positive, delta=Interval(float, 0, 1, closed="neither"),
                      n_members=Interval(int, 10, None), seed=Interval(int, 0, None))
-        if self.trainable_layers > self.encoder_layers:
-            from ..validation import InvalidParameterError
-
-            raise InvalidParameterError(f"The 'trainable_layers' parameter of ChainConfig must be <= encoder_layers "
-                                        f"({self.encoder_layers}). Got {self.trainable_layers} instead.")
+        check_fields(self, trainable_layers=_AtMostEncoderLayers(1, self.encoder_layers))
 
     def cache_key(self) -> str:
         text = json.dumps({**asdict(self), "cache_version": CACHE_VERSION}, sort_keys=True)

@@ -140,14 +140,23 @@ def default_rules(*, max_accuracy_drop: float = 0.0, max_group_nfr: float = 0.02
     ``max_group_nfr`` in every group, no fairness gap grows by more than ``max_gap_growth``, and the new model's
     membership-inference AUC is at most ``max_mia_auc``.
 
+    Accuracy, NFR and AUC are fractions, so their thresholds must lie in [0, 1]: above 1 a rule passes every model
+    (``max_mia_auc=2``) and says nothing. ``max_gap_growth`` only needs to be >= 0.
+
     Examples
     --------
     >>> [r.label for r in default_rules()]
     ['accuracy must not drop', 'NFR <= 0.02 in every group', 'no fairness gap grows by > 0.02', 'MIA AUC <= 0.6']
+    >>> default_rules(max_mia_auc=2)
+    Traceback (most recent call last):
+    ...
+    workbench.validation.InvalidParameterError: The 'max_mia_auc' parameter of default_rules must be a float in [0, 1]. Got 2 instead.
     """
-    for name, value in (("max_accuracy_drop", max_accuracy_drop), ("max_group_nfr", max_group_nfr),
-                        ("max_gap_growth", max_gap_growth), ("max_mia_auc", max_mia_auc)):
-        check(value, Interval(float, 0, None), name=name, owner="default_rules")
+    fraction = Interval(float, 0, 1)
+    max_accuracy_drop = check(max_accuracy_drop, fraction, name="max_accuracy_drop", owner="default_rules")
+    max_group_nfr = check(max_group_nfr, fraction, name="max_group_nfr", owner="default_rules")
+    max_gap_growth = check(max_gap_growth, Interval(float, 0, None), name="max_gap_growth", owner="default_rules")
+    max_mia_auc = check(max_mia_auc, fraction, name="max_mia_auc", owner="default_rules")
     drop = "accuracy must not drop" if max_accuracy_drop == 0 else f"accuracy drops by <= {max_accuracy_drop:g}"
     return [
         Rule("accuracy", quantity="change", op=">=", threshold=-float(max_accuracy_drop), slices="all", name=drop),
