@@ -111,7 +111,7 @@ def _cmd_run(args) -> int:
 def _cmd_collect(args) -> int:
     from .results import collect
 
-    problem = _runs_dir_problem(args.runs_dir)
+    problem = _runs_dir_problem(args.runs_dir) or (_csv_problem(args.csv) if args.csv else None)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -136,6 +136,32 @@ def _cmd_collect(args) -> int:
             return EXIT_BAD_INPUT
         print(f"\nwrote {args.csv}")
     return 0
+
+
+def _csv_problem(path: Path) -> str | None:
+    """Why ``collect --csv PATH`` could not write PATH (None: it can), found before any table is computed or printed:
+    PATH is a folder, a parent component is a file, the parent cannot be created, or nothing can be written there.
+    Creates the missing parent folders (as writing would)."""
+    advice = "choose another path for --csv"
+    if path.is_dir():
+        return f"cannot write {path}: it is a folder, not a file; give a file name, e.g. --csv {path / 'all.csv'}."
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                return f"cannot write {path}: {parent} is a file, not a folder; {advice}."
+            break
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            with open(path, "a"):
+                pass
+        else:
+            probe = path.parent / f".write-test-{os.getpid()}"
+            probe.write_text("ok")
+            probe.unlink()
+    except OSError as exc:
+        return f"cannot write {path} ({exc.strerror or exc}); {advice}."
+    return None
 
 
 def _runs_dir_problem(path: Path) -> str | None:
