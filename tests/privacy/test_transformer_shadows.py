@@ -47,3 +47,14 @@ def test_transformer_shadow_config_validates():
         TransformerShadowConfig(epsilon=0)
     with pytest.raises(ValueError, match="'labels' parameter of transformer_shadow_study"):
         transformer_shadow_study(["a", "b"], labels=[0])
+
+
+@pytest.mark.slow
+def test_transformer_shadows_train_with_dp_like_the_target():
+    from workbench.datasets import load_tweets
+
+    tw = load_tweets(n=24, seed=6)
+    cfg = TransformerShadowConfig(shadow_counts=(2,), epsilon=4.0, layers=1, epochs=1, batch_size=8, max_len=12, seed=1)
+    study = transformer_shadow_study(tw.text.tolist(), labels=tw.label_id.to_numpy(), config=cfg)
+    assert [round(i["epsilon"], 1) for i in study.shadows.shadows.info] == [pytest.approx(4.0, abs=0.6)] * 2
+    assert len(study.table) == 5 and study.config.shadow_config().epsilon == 4.0
