@@ -46,7 +46,8 @@ def test_existing_folder_is_refused_with_a_suggestion(runs, tmp_path):
 def test_uncreatable_parent_is_refused_before_printing(runs):
     proc = cli("collect", runs, "--csv", "/proc/workbench-no-such-folder/all.csv")
     assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr.startswith("error: cannot write /proc/workbench-no-such-folder/all.csv (") and "choose another path" in proc.stderr
+    assert proc.stderr.startswith("error: cannot write /proc/workbench-no-such-folder/all.csv: cannot create the folder "
+                                  "/proc/workbench-no-such-folder (") and "choose another path" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

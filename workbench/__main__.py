@@ -152,6 +152,9 @@ def _csv_problem(path: Path) -> str | None:
             break
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot write {path}: cannot create the folder {path.parent} ({exc.strerror or exc}); {advice}."
+    try:
         if path.exists():
             with open(path, "a"):
                 pass
