@@ -54,6 +54,7 @@ from typing import Any, Iterable
 import numpy as np
 
 __all__ = [
+    "Because",
     "InvalidParameterError",
     "Interval",
     "Options",
@@ -244,6 +245,32 @@ class Seq(_Constraint):
     def describe(self) -> str:
         size = "a non-empty " if self.min_len == 1 else (f"at least {self.min_len}-long " if self.min_len > 1 else "a ")
         return f"{size}list or tuple of {self.item.describe()}"
+
+
+class Because(_Constraint):
+    """Another constraint, with where its bounds come from added to the message (another field, the dataset).
+
+    Examples
+    --------
+    >>> Because(Interval(int, 1, 2), "at most encoder_layers=2").describe()
+    'an int in [1, 2] (at most encoder_layers=2)'
+    >>> check(3, Because(Options({2, 4}), "its 'layers'"), name="main_layer", owner="Cfg")
+    Traceback (most recent call last):
+    ...
+    workbench.validation.InvalidParameterError: The 'main_layer' parameter of Cfg must be one of (2, 4) (its 'layers'). Got 3 instead.
+    """
+
+    def __init__(self, constraint: _Constraint, why: str):
+        self.constraint, self.why = constraint, why
+
+    def accepts(self, value) -> bool:
+        return self.constraint.accepts(value)
+
+    def normalize(self, value):
+        return self.constraint.normalize(value)
+
+    def describe(self) -> str:
+        return f"{self.constraint.describe()} ({self.why})"
 
 
 def _describe_all(constraints) -> str:

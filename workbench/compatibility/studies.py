@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..results import metric_key
-from ..validation import Boolean, InstanceOf, Interval, Options, Seq, check, check_fields
+from ..validation import Because, Boolean, InstanceOf, Interval, Options, Seq, check, check_fields
 from .data import DATASETS, ImageSplit, load_image_split
 
 __all__ = [
@@ -65,28 +65,17 @@ DATASET_SIZES = {"fashion_mnist": {"train": 60000, "test": 10000, "classes": 10}
                  "digits": {"images": 1797, "test": 898, "classes": 10}}
 
 
-class _Bounded(Interval):
-    """An int range whose upper end comes from the dataset or another field; the message says where from."""
-
-    def __init__(self, low, high, *, why: str):
-        super().__init__(int, low, high)
-        self.why = why
-
-    def describe(self) -> str:
-        return f"{super().describe()} ({self.why})"
-
-
 def _check_sizes(config, *, n_test_low: int) -> None:
     """``n_test`` and ``n_train`` within what ``config.dataset`` holds (:data:`DATASET_SIZES`), so a config never
     silently trains or tests on fewer images than it says."""
     size, name = DATASET_SIZES[config.dataset], config.dataset
-    check_fields(config, n_test=_Bounded(n_test_low, size["test"], why=f"the test images {name!r} holds"))
+    check_fields(config, n_test=Because(Interval(int, n_test_low, size["test"]), f"the test images {name!r} holds"))
     if "images" in size:
         left = size["images"] - config.n_test
         why = f"the images {name!r} holds, {size['images']}, less n_test={config.n_test}"
     else:
         left, why = size["train"], f"the training images {name!r} holds"
-    check_fields(config, n_train=_Bounded(1, left, why=why))
+    check_fields(config, n_train=Because(Interval(int, 1, left), why))
 
 
 def _check_loaded(config, data: ImageSplit, *, owner: str) -> None:
@@ -94,8 +83,10 @@ def _check_loaded(config, data: ImageSplit, *, owner: str) -> None:
     may hold fewer than :data:`DATASET_SIZES` says, e.g. a partial Fashion-MNIST folder)."""
     check(data, InstanceOf(ImageSplit), name="data", owner=owner)
     cls = type(config).__name__
-    check(config.n_train, _Bounded(1, len(data.y_train), why="the training images of the data given"), name="n_train", owner=cls)
-    check(config.n_test, _Bounded(1, len(data.y_test), why="the test images of the data given"), name="n_test", owner=cls)
+    check(config.n_train, Because(Interval(int, 1, len(data.y_train)), "the training images of the data given"),
+          name="n_train", owner=cls)
+    check(config.n_test, Because(Interval(int, 1, len(data.y_test)), "the test images of the data given"),
+          name="n_test", owner=cls)
 
 
 def _parameters(config) -> dict:
@@ -475,8 +466,8 @@ class BCTStudyConfig:
                      similarity=Options(SIMILARITIES), seed=_SEED)
         _check_sizes(self, n_test_low=2)
         classes = DATASET_SIZES[self.dataset]["classes"]
-        check_fields(self, old_n_classes=_Bounded(2, classes, why=f"the classes of {self.dataset!r}"),
-                     n_queries=_Bounded(1, self.n_test // 2, why=f"at most half of n_test={self.n_test}"))
+        check_fields(self, old_n_classes=Because(Interval(int, 2, classes), f"the classes of {self.dataset!r}"),
+                     n_queries=Because(Interval(int, 1, self.n_test // 2), f"at most half of n_test={self.n_test}"))
 
     def old_config(self):
         """The old model's :class:`~workbench.compatibility.bct.BCTConfig`."""
@@ -571,7 +562,7 @@ def bct_study(data: ImageSplit, *, config: BCTStudyConfig, progress: bool = Fals
 
     check(config, InstanceOf(BCTStudyConfig), name="config", owner="bct_study")
     _check_loaded(config, data, owner="bct_study")
-    check(config.old_n_classes, _Bounded(2, data.n_classes, why="the classes of the data given"), name="old_n_classes",
+    check(config.old_n_classes, Because(Interval(int, 2, data.n_classes), "the classes of the data given"), name="old_n_classes",
           owner="BCTStudyConfig")
     split = retrieval_split(data, n_queries=config.n_queries)
     X, y = data.train

@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..validation import InstanceOf, Interval, check, check_fields
+from ..validation import Because, InstanceOf, Interval, check, check_fields
 from .card import ModelOutputs
 
 __all__ = ["VERSIONS", "ChainConfig", "UpdateChain", "run_chain", "corpus_labels", "CACHE_VERSION"]
@@ -49,16 +49,6 @@ VERSIONS = ("v1", "v2", "v3_no_pc", "v3", "v2_dp", "v3_dp")
 #: Bump when the training recipe changes, so stale cached outputs are not reused.
 CACHE_VERSION = 2  # 2: v2/v3 are fine-tuned MiniLM (1: bag-of-embeddings token models)
 _VALENCE_TO_LABEL = {"negative": 0, "none": 1, "positive": 2}
-
-
-class _AtMostEncoderLayers(Interval):
-    """``trainable_layers``' constraint: 1 .. ``encoder_layers`` (the message says where the upper end comes from)."""
-
-    def __init__(self, low: int, high: int):
-        super().__init__(int, low, high)
-
-    def describe(self) -> str:
-        return f"{super().describe()} (at most encoder_layers={self.high})"
 
 
 @dataclass(frozen=True)
@@ -141,7 +131,8 @@ class ChainConfig:
                      max_len=Interval(int, 3, None), batch_size=one, lr=positive, finetune_lr=positive, dp_lr=positive,
                      beta=Interval(float, 0, None), dp_epsilon=positive, delta=Interval(float, 0, 1, closed="neither"),
                      n_members=Interval(int, 10, None), seed=Interval(int, 0, None))
-        check_fields(self, trainable_layers=_AtMostEncoderLayers(1, self.encoder_layers))
+        check_fields(self, trainable_layers=Because(Interval(int, 1, self.encoder_layers),
+                                                    f"at most encoder_layers={self.encoder_layers}"))
 
     def cache_key(self) -> str:
         text = json.dumps({**asdict(self), "cache_version": CACHE_VERSION}, sort_keys=True)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.results import metric_key
-from workbench.validation import InstanceOf, Interval, Options, Seq, check, check_fields
+from workbench.validation import Because, InstanceOf, Interval, Options, Seq, check, check_fields
 
 from ._common import config_parameters
 from .intrinsic import ENCODER_DEPTH
@@ -38,13 +38,6 @@ VARIANTS = ("baseline", "cda")
 _COUNT = Interval(int, 1, None)
 #: Hidden layers of the encoder of this study (MiniLM): 0 is the embedding layer, 6 the last block.
 _LAYER = Interval(int, 0, ENCODER_DEPTH["minilm"])
-
-
-class _OneOfLayers(Options):
-    """``main_layer``'s constraint: one of the config's ``layers`` (and the message says so)."""
-
-    def describe(self) -> str:
-        return f"{super().describe()} (its 'layers')"
 
 
 @dataclass(frozen=True)
@@ -100,7 +93,7 @@ class ExtrinsicStudyConfig:
                      epochs=_COUNT, lr=Interval(float, 0, None, closed="neither"), words_per_emotion=Interval(int, 1, 5),
                      noun_phrases=Interval(int, 1, 10), names_per_group=Interval(int, 1, 10), n_top=_COUNT,
                      seed=Interval(int, 0, None))
-        check_fields(self, main_layer=_OneOfLayers(tuple(self.layers)))
+        check_fields(self, main_layer=Because(Options(tuple(self.layers)), "its 'layers'"))
 
 
 @dataclass
