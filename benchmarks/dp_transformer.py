@@ -12,7 +12,8 @@ Each engine runs its real training hook (:class:`workbench.training.GradientStep
 step (SGD), noise multiplier 1, clipping norm 1, fixed batches. A trial times ``--steps`` steps after one warm-up step.
 Rounds are interleaved (the engine order rotates each round) and the slowdown is the **median over rounds of the
 ratio to the non-DP trial of the same round**. CPU time is the process's (all threads: the fast engine draws the
-next step's noise on a spare core when there is one). Peak memory is the peak resident-set growth during the trial
+noise on a spare core when there is one); "thread" is the training thread's CPU time alone, the step's critical path
+when that core is spare, and far steadier than wall time when other jobs share the machine. Peak memory is the peak resident-set growth during the trial
 (sampled every millisecond after returning freed memory to the OS): a CPU-side proxy, comparable between engines of
 one run. ``noise share`` is the time ``torch.normal_`` takes to draw one step's noise (one value per trainable
 parameter) divided by the fast engine's step time. Every engine runs with the same torch thread count (``--threads``).
@@ -106,8 +107,10 @@ def make_step(engine: str, *, part: str, layers: int | None, batch: int, seed: i
     return step, info["trainable"]
 
 
-def time_steps(step, ids, y, *, steps: int) -> tuple[float, float]:
-    """Median wall seconds per step over ``steps`` steps (after one warm-up step) and mean CPU seconds per step."""
+def time_steps(step, ids, y, *, steps: int) -> tuple[float, float, float]:
+    """Median wall seconds per step over ``steps`` steps (after one warm-up step), mean CPU seconds per step of the
+    process (all threads) and of the training thread alone (the step's critical path when the noise thread has a
+    spare core; steadier than wall time on a machine shared with other jobs)."""
     import torch
 
     from workbench.training import cross_entropy
@@ -115,13 +118,13 @@ def time_steps(step, ids, y, *, steps: int) -> tuple[float, float]:
     idx = torch.arange(len(y))
     step.gradients(ids, y, idx, cross_entropy)
     step.optimizer.step()
-    walls, cpu0 = [], time.process_time()
+    walls, cpu0, thread0 = [], time.process_time(), time.thread_time()
     for _ in range(steps):
         start = time.perf_counter()
         step.gradients(ids, y, idx, cross_entropy)
         step.optimizer.step()
         walls.append(time.perf_counter() - start)
-    return statistics.median(walls), (time.process_time() - cpu0) / steps
+    return statistics.median(walls), (time.process_time() - cpu0) / steps, (time.thread_time() - thread0) / steps
 
 
 def noise_seconds(n: int, *, repeats: int = 3) -> float:
@@ -175,7 +178,7 @@ def main(argv=None) -> dict:
                 ids, y = batch_of(tokenizer, texts, batch=batch, length=length)
                 walls = {e: [] for e in args.engines}
                 cpus, peaks, errors, params = {e: [] for e in args.engines}, {e: [] for e in args.engines}, {}, None
-                slice_sizes = {}
+                slice_sizes, threads = {}, {e: [] for e in args.engines}
                 for r in range(args.rounds):
                     order = args.engines[r % len(args.engines):] + args.engines[: r % len(args.engines)]
                     for engine in order:
@@ -190,7 +193,7 @@ def main(argv=None) -> dict:
                                     errors[engine] = f"skipped: per-sample gradients need {need_gb:.1f} GB (> --max-hooks-gb)"
                                     continue
                                 try:
-                                    wall, cpu = time_steps(step, ids, y, steps=args.steps)
+                                    wall, cpu, thread = time_steps(step, ids, y, steps=args.steps)
                                     slice_sizes[engine] = getattr(getattr(step, "engine", None), "last_slice_size", None)
                                 finally:
                                     step.close()
@@ -199,21 +202,25 @@ def main(argv=None) -> dict:
                             continue
                         walls[engine].append(wall)
                         cpus[engine].append(cpu)
+                        threads[engine].append(thread)
                         peaks[engine].append(peak.megabytes)
                         print(f"round {r + 1}/{args.rounds} {part:11s} batch {batch:4d} len {length:3d} {engine:13s} "
-                              f"{wall:7.3f} s/step (cpu {cpu:7.3f})  {peak.megabytes:8.1f} MB", flush=True)
+                              f"{wall:7.3f} s/step (cpu {cpu:7.3f}, thread {thread:7.3f})  {peak.megabytes:8.1f} MB", flush=True)
                 noise = noise_seconds(params) if params else float("nan")
                 base = walls.get("non-DP") or []
                 for engine in args.engines:
                     w = walls[engine]
                     paired = [a / b for a, b in zip(w, base)] if base and len(w) == len(base) else []
                     paired_cpu = [a / b for a, b in zip(cpus[engine], cpus.get("non-DP", []))] if paired else []
+                    paired_thread = [a / b for a, b in zip(threads[engine], threads.get("non-DP", []))] if paired else []
                     rows.append({
                         "part": part, "batch_size": batch, "length": length, "engine": engine, "trainable_parameters": params,
                         "seconds_per_step": statistics.median(w) if w else None,
                         "cpu_seconds_per_step": statistics.median(cpus[engine]) if w else None,
                         "slowdown_vs_non_dp": statistics.median(paired) if paired else None,
                         "cpu_slowdown_vs_non_dp": statistics.median(paired_cpu) if paired_cpu else None,
+                        "thread_cpu_seconds_per_step": statistics.median(threads[engine]) if w else None,
+                        "thread_cpu_slowdown_vs_non_dp": statistics.median(paired_thread) if paired_thread else None,
                         "peak_rss_mb": max(peaks[engine]) if peaks[engine] else None,
                         "memory_vs_non_dp": (max(peaks[engine]) / max(peaks["non-DP"])
                                              if peaks[engine] and peaks.get("non-DP") and max(peaks["non-DP"]) > 0 else None),
@@ -257,7 +264,10 @@ def markdown_table(rows) -> str:
                 cells.append(f"{r['seconds_per_step']:.3f} s/step")
             else:
                 ratio = f"{r['slowdown_vs_non_dp']:.2f}x" if r["slowdown_vs_non_dp"] is not None else f"{r['seconds_per_step']:.3f} s"
-                cpu = f" (cpu {r['cpu_slowdown_vs_non_dp']:.2f}x)" if r["cpu_slowdown_vs_non_dp"] is not None else ""
+                cpu = f" (cpu {r['cpu_slowdown_vs_non_dp']:.2f}x" if r["cpu_slowdown_vs_non_dp"] is not None else ""
+                if cpu and r.get("thread_cpu_slowdown_vs_non_dp") is not None:
+                    cpu += f", thread {r['thread_cpu_slowdown_vs_non_dp']:.2f}x"
+                cpu += ")" if cpu else ""
                 mem = f", mem {r['memory_vs_non_dp']:.2f}x" if r["memory_vs_non_dp"] is not None else ""
                 cells.append(ratio + cpu + mem)
             if engine == "fast" and r["noise_share_of_step"] is not None:
