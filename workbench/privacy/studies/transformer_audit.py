@@ -1,8 +1,8 @@
 """Theory vs practice on a fine-tuned transformer: the one-run audit (Steinke et al. 2023) of MiniLM fine-tuned on
 tweets without DP and with DP-SGD at each epsilon (:func:`transformer_audit_study`).
 
-Shadow models of a transformer are out of reach on a laptop CPU, which is exactly where the one-run audit shines: one
-fine-tuning per model. The canaries are tweets with a random wrong label, each in the training set with probability
+Shadow models of a whole transformer are expensive on a laptop CPU (:mod:`.transformer_shadows` trains them on the top
+block only), which is exactly where the one-run audit shines: one fine-tuning per model. The canaries are tweets with a random wrong label, each in the training set with probability
 1/2; the score is minus the fine-tuned model's loss on the canary; the audit turns the correct guesses into a lower
 bound on epsilon. The table also gives the loss attack's TPR at low FPR on the same canaries (members: the included
 ones), so the rows read like :func:`~.auditing.audit_vs_promise`'s.
