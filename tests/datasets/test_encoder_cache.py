@@ -77,3 +77,12 @@ def test_bad_arguments_name_the_parameter():
         encoders.encode_texts("one string", cache=False)
     with pytest.raises(ValueError, match="must be one of"):
         encoders.load_encoder("bert-large")
+
+
+def test_a_hit_never_loads_the_model(cache):
+    """Reading cached features costs milliseconds: the weights (seconds to load) are only read on a miss."""
+    encoders.encode_texts(TEXTS)
+    encoders.load_encoder.cache_clear()
+    again = encoders.encode_texts(TEXTS)
+    assert encoders.load_encoder.cache_info().misses == 0
+    assert again.shape == (3, encoders.encoder_spec("minilm").dim)

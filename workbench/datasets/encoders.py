@@ -18,7 +18,7 @@ import numpy as np
 
 from ._sources import cache_dir, package_dir, read_cached_array, write_cached_array
 
-__all__ = ["Encoder", "ENCODERS", "load_encoder", "encode_texts", "encode_layers", "feature_cache_path", "minilm_path"]
+__all__ = ["Encoder", "EncoderSpec", "ENCODERS", "encoder_spec", "load_encoder", "encode_texts", "encode_layers", "feature_cache_path", "minilm_path"]
 
 POOLINGS = ("mean", "cls", "max")
 
@@ -68,6 +68,34 @@ def _fingerprint(name: str, folder: Path) -> str:
     return h.hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class EncoderSpec:
+    """What the feature cache needs to know of an encoder, read from its folder without loading the weights."""
+
+    name: str
+    fingerprint: str
+    dim: int
+    n_layers: int
+
+
+@lru_cache(maxsize=8)
+def encoder_spec(name: str = "minilm") -> EncoderSpec:
+    """The registered encoder's fingerprint and sizes, from its folder's ``config.json`` (milliseconds, where
+    :func:`load_encoder` takes seconds): a call whose features are all cached never loads the model.
+
+    Examples
+    --------
+    >>> spec = encoder_spec("minilm")
+    >>> spec.dim, spec.n_layers, spec.fingerprint == load_encoder("minilm").fingerprint
+    (384, 6, True)
+    """
+    if name not in ENCODERS:
+        raise ValueError(f"The 'name' parameter of encoder_spec must be one of {sorted(ENCODERS)}. Got {name!r} instead.")
+    folder = ENCODERS[name]()
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    return EncoderSpec(name, _fingerprint(name, folder), int(config["hidden_size"]), int(config["num_hidden_layers"]))
+
+
 @lru_cache(maxsize=4)
 def load_encoder(name: str = "minilm") -> Encoder:
     """Load a registered encoder offline (``HF_HUB_OFFLINE=1``), in eval mode, once per process.
@@ -93,9 +121,10 @@ def load_encoder(name: str = "minilm") -> Encoder:
     return Encoder(name, tokenizer, model, _fingerprint(name, folder))
 
 
-def feature_cache_path(texts: Sequence[str], *, encoder: Encoder, layer: int, pooling: str,
+def feature_cache_path(texts: Sequence[str], *, encoder: Encoder | EncoderSpec, layer: int, pooling: str,
                        max_length: int, normalize: bool) -> Path:
-    """Where the features of ``texts`` under these options are (or would be) cached."""
+    """Where the features of ``texts`` under these options are (or would be) cached (``encoder``: a loaded
+    :class:`Encoder` or its :class:`EncoderSpec`; they key the same files)."""
     h = hashlib.sha256(json.dumps([encoder.fingerprint, layer, pooling, max_length, normalize]).encode())
     for text in texts:
         h.update(hashlib.sha256(text.encode("utf-8")).digest())
@@ -201,7 +230,7 @@ def encode_layers(
         raise ValueError(f"The 'pooling' parameter of {_caller} must be one of {POOLINGS}. Got {pooling!r} instead.")
     if batch_size <= 0:
         raise ValueError(f"The 'batch_size' parameter of {_caller} must be > 0. Got {batch_size!r} instead.")
-    enc = load_encoder(encoder)
+    enc = encoder_spec(encoder)  # the model itself is loaded only if some layer is not cached
     for layer in layers:
         if not -enc.n_layers - 1 <= layer <= enc.n_layers:
             raise ValueError(
@@ -213,7 +242,7 @@ def encode_layers(
     out = {layer: read_cached_array(paths[layer], shape=(len(texts), enc.dim)) if cache else None for layer in layers}
     missing = [layer for layer in layers if out[layer] is None]
     if missing:
-        computed = _encode(enc, texts, layers=missing, pooling=pooling, batch_size=batch_size,
+        computed = _encode(load_encoder(encoder), texts, layers=missing, pooling=pooling, batch_size=batch_size,
                            max_length=max_length, normalize=normalize, progress=progress)
         for layer, features in computed.items():
             out[layer] = features
