@@ -40,6 +40,7 @@ from workbench.validation import Interval, Options, Seq, check, check_fields
 
 __all__ = [
     "PREFIXES",
+    "coordinate_descent",
     "Canary",
     "CanaryData",
     "ExposureResult",
@@ -332,8 +333,23 @@ def extrapolated_exposure(model: nn.Module, *, canary: Canary, vocab, n_samples:
 
 
 # ------------------------------------------------------------------------------------------- extraction
-def _coordinate_descent(model, canary: Canary, codes: np.ndarray, vocab, *, max_sweeps: int = 10) -> np.ndarray:
-    """Greedy exact search: for each code, each position in turn takes the digit with the lowest loss."""
+def coordinate_descent(codes: np.ndarray, losses, *, max_sweeps: int = 10) -> np.ndarray:
+    """Greedy exact search over digit codes: for each code, each position in turn takes the digit with the lowest
+    loss, until a sweep changes nothing (or ``max_sweeps``).
+
+    Parameters
+    ----------
+    codes : array of int, shape (n, d)
+        Starting codes (digits 0-9).
+    losses : callable
+        ``losses(codes) -> array (len(codes),)``: the attacked model's loss of each candidate code.
+
+    Examples
+    --------
+    >>> secret = np.array([3, 1, 4])
+    >>> coordinate_descent(np.zeros((1, 3), dtype=int), lambda c: np.abs(c - secret).sum(1))
+    array([[3, 1, 4]])
+    """
     codes = np.array(codes, dtype=np.int64)
     n, d = codes.shape
     for _ in range(max_sweeps):
@@ -341,7 +357,7 @@ def _coordinate_descent(model, canary: Canary, codes: np.ndarray, vocab, *, max_
         for pos in range(d):
             trial = np.repeat(codes, 10, axis=0)
             trial[:, pos] = np.tile(np.arange(10), n)
-            best = canary_losses(model, canary=canary, codes=trial, vocab=vocab).reshape(n, 10).argmin(1)
+            best = np.asarray(losses(trial)).reshape(n, 10).argmin(1)
             changed |= bool((best != codes[:, pos]).any())
             codes[:, pos] = best
         if not changed:
@@ -443,7 +459,7 @@ def extract_canary(
             opt.step()
         codes = theta.detach().argmax(-1).numpy()
         if refine:
-            codes = _coordinate_descent(model, canary, codes, vocab)
+            codes = coordinate_descent(codes, lambda c: canary_losses(model, canary=canary, codes=c, vocab=vocab))
         final = canary_losses(model, canary=canary, codes=codes, vocab=vocab)
         true_loss = float(canary_losses(model, canary=canary, codes=np.array([canary.code]), vocab=vocab)[0])
     finally:

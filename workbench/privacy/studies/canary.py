@@ -114,6 +114,23 @@ class CanaryStudy:
         return self.config.max_exposure
 
 
+def labelled_split(texts, labels, *, owner: str, seed: int, val_fraction: float):
+    """Check ``labels`` (one class id >= 0 per text) and draw the seeded validation split of a canary study.
+
+    Returns ``(texts as a list of str, labels as an array, is_val boolean mask)``; both sides must be non-empty.
+    """
+    texts = [str(t) for t in texts]
+    y = np.asarray(labels)
+    if y.shape != (len(texts),) or not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
+        raise ValueError(f"The 'labels' parameter of {owner} must hold one class id >= 0 per text ({len(texts)}). "
+                         f"Got shape {y.shape} and dtype {y.dtype} instead.")
+    is_val = np.random.default_rng(seed).random(len(texts)) < val_fraction
+    if is_val.all() or not is_val.any():
+        raise ValueError(f"{owner} needs texts on both sides of the validation split; got {len(texts)} texts "
+                         f"with val_fraction={val_fraction}. Pass more texts.")
+    return texts, y, is_val
+
+
 def canary_study(texts: Sequence[str], *, labels, config: CanaryStudyConfig = CanaryStudyConfig()) -> CanaryStudy:
     """Insert secret canaries into labelled texts, train four variants and measure each canary's exposure and extraction.
 
@@ -154,16 +171,9 @@ def canary_study(texts: Sequence[str], *, labels, config: CanaryStudyConfig = Ca
     from ..dp import DPConfig, train
 
     check(config, InstanceOf(CanaryStudyConfig), name="config", owner="canary_study")
-    texts = [str(t) for t in texts]
-    labels = np.asarray(labels)
-    if labels.shape != (len(texts),) or not np.issubdtype(labels.dtype, np.integer) or (len(labels) and labels.min() < 0):
-        raise ValueError(f"The 'labels' parameter of canary_study must hold one class id >= 0 per text ({len(texts)}). "
-                         f"Got shape {labels.shape} and dtype {labels.dtype} instead.")
+    texts, labels, is_val = labelled_split(texts, labels, owner="canary_study", seed=config.seed,
+                                           val_fraction=config.val_fraction)
     seed = config.seed
-    is_val = np.random.default_rng(seed).random(len(texts)) < config.val_fraction
-    if is_val.all() or not is_val.any():
-        raise ValueError(f"canary_study needs texts on both sides of the validation split; got {len(texts)} texts "
-                         f"with val_fraction={config.val_fraction}. Pass more texts.")
     n_classes = int(labels.max()) + 1
     canaries = C.make_canaries(repetitions=config.repetitions, n_digits=config.n_digits,
                                label=[i % n_classes for i in range(len(config.repetitions))], seed=seed + 1)

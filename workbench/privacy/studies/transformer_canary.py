@@ -29,6 +29,7 @@ from workbench.validation import InstanceOf, Interval, Options, Seq, check, chec
 
 from .. import canaries as C
 from ._labels import NON_DP, _epsilon_label, metric_label
+from .canary import labelled_split
 from .minilm_top import TopModel, bottom_states, cache_hidden_states, forward_embeddings
 
 __all__ = ["canary_token_ids", "code_losses", "invert_canary", "TransformerCanaryConfig", "TransformerCanaryStudy",
@@ -115,22 +116,6 @@ class _eval:
                 p.requires_grad_(g)
 
 
-def _coordinate_descent(model, top, canary, codes, tokenizer, *, max_sweeps: int = 10) -> np.ndarray:
-    codes = np.array(codes, dtype=np.int64)
-    n, d = codes.shape
-    for _ in range(max_sweeps):
-        changed = False
-        for pos in range(d):
-            trial = np.repeat(codes, 10, axis=0)
-            trial[:, pos] = np.tile(np.arange(10), n)
-            best = code_losses(model, top, canary=canary, codes=trial, tokenizer=tokenizer).reshape(n, 10).argmin(1)
-            changed |= bool((best != codes[:, pos]).any())
-            codes[:, pos] = best
-        if not changed:
-            break
-    return codes
-
-
 def invert_canary(model, top: TopModel, *, canary: C.Canary, tokenizer=None, steps: int = 60, restarts: int = 4,
                   lr: float = 0.3, method: str = "softmax", temperature: tuple = (1.0, 0.1), refine: bool = True,
                   seed: int = 0) -> C.ExtractionResult:
@@ -198,7 +183,8 @@ def invert_canary(model, top: TopModel, *, canary: C.Canary, tokenizer=None, ste
             opt.step()
     codes = theta.detach().argmax(-1).numpy()
     if refine:
-        codes = _coordinate_descent(model, top, canary, codes, tokenizer)
+        codes = C.coordinate_descent(
+            codes, lambda c: code_losses(model, top, canary=canary, codes=c, tokenizer=tokenizer))
     final = code_losses(model, top, canary=canary, codes=codes, tokenizer=tokenizer)
     true_loss = float(code_losses(model, top, canary=canary, codes=np.array([canary.code]), tokenizer=tokenizer)[0])
     best = int(np.argmin(final))
@@ -331,16 +317,8 @@ def transformer_canary_study(texts: Sequence[str], *, labels,
 
     owner = "transformer_canary_study"
     check(config, InstanceOf(TransformerCanaryConfig), name="config", owner=owner)
-    texts = [str(t) for t in texts]
-    y = np.asarray(labels)
-    if y.shape != (len(texts),) or not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
-        raise ValueError(f"The 'labels' parameter of {owner} must hold one class id >= 0 per text ({len(texts)}). "
-                         f"Got shape {y.shape} and dtype {y.dtype} instead.")
+    texts, y, is_val = labelled_split(texts, labels, owner=owner, seed=config.seed, val_fraction=config.val_fraction)
     seed = config.seed
-    is_val = np.random.default_rng(seed).random(len(texts)) < config.val_fraction
-    if is_val.all() or not is_val.any():
-        raise ValueError(f"{owner} needs texts on both sides of the validation split; got {len(texts)} texts "
-                         f"with val_fraction={config.val_fraction}. Pass more texts.")
     n_classes = max(int(y.max()) + 1, 2)
     reps = [r for r in config.repetitions for _ in range(config.canaries_per_count)]
     canaries = C.make_canaries(repetitions=reps, n_digits=config.n_digits, label=[i % n_classes for i in range(len(reps))],
