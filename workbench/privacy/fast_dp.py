@@ -107,7 +107,7 @@ EMBEDDING_KERNELS = ("auto", "numba", "torch")
 SUPPORTED_LAYERS = supported_layer_types()
 _CLIP_EPS = 1e-6  # as opacus.optimizers.optimizer.DPOptimizer.clip_and_accumulate
 #: ``max_physical_batch_size="auto"`` leaves a batch whole when the output gradients it keeps take less than this.
-AUTO_SLICE_MIN_BYTES = 256 * 2**20
+AUTO_SLICE_MIN_BYTES = 160 * 2**20
 #: Samples in the one forward pass that measures a model's memory per input element for ``"auto"``.
 AUTO_PROBE_SAMPLES = 8
 
