@@ -281,8 +281,11 @@ class FusedChain:
                         b.sub_(g.sum(1), alpha=lr)
                     g = g_in
                 elif kind == "embedding":
-                    # (index_add_'s own alpha takes a slow serial path: scale the source instead)
-                    w.view(-1, w.shape[-1]).index_add_(0, inp.reshape(-1), g.reshape(-1, w.shape[-1]).mul(-lr))
+                    # index_add_'s own alpha takes a slow serial path: scale the source instead, in place when
+                    # it is the first trained layer's (nothing reads this gradient afterwards)
+                    src = g.reshape(-1, w.shape[-1])
+                    src = src.mul_(-lr) if i == self.first_trained else src.mul(-lr)
+                    w.view(-1, w.shape[-1]).index_add_(0, inp.reshape(-1), src)
                 elif kind == "flatten":
                     g = g.reshape(inp.shape)
                 elif kind == "relu":
@@ -379,7 +382,7 @@ class BatchedSimulator(FedAvgSimulator):
             chain.load(self.global_vec)
             totals = chain.train(self.data.X[ids], self.data.y[ids], weight, lr=cfg.client_lr, proximal_mu=mu,
                                  anchor=self.global_vec, active=mask.sum(2) > 0)
-            deltas = chain.flat - self.global_vec
+            deltas = chain.flat.sub_(self.global_vec)  # flat is a fresh copy: no second [k, n_params] buffer
         else:
             deltas, totals = self._vmap_updates(ids, weight, mu)
         losses = (totals.numpy() / np.maximum(counts, 1)).tolist()
