@@ -1,14 +1,15 @@
 """Batched local updates: a round's selected devices train together, one vectorised SGD step for all of them.
 
-:class:`BatchedSimulator` overrides :meth:`FedAvgSimulator.local_updates` only. Every selected device's copy
-of the weights is one row of a single ``[k, n_parameters]`` buffer (reused from round to round), and every
-local step trains all ``k`` devices at once:
+:class:`BatchedSimulator` overrides :meth:`FedAvgSimulator.local_updates` only. The selected devices' copies
+of the weights are stacked (``[k, ...]`` per parameter, buffers reused from round to round), and every local
+step trains all ``k`` devices at once:
 
 * models made of ``Embedding``, ``Flatten``, ``Linear``, ``ReLU``/``Tanh`` (the study's
   :class:`~workbench.federated.tasks.CharMLP` and :class:`~workbench.models.MLP`) take the *fused* path
   (:class:`FusedChain`): the forward pass is batched matrix products over the stacked weights, the backward
   pass of the cross-entropy is written out by hand (no autograd graph), and each weight gradient is added
-  straight into the weights by ``baddbmm_`` (the SGD step fused with the gradient product, in place);
+  straight into the weights by ``baddbmm_`` (the SGD step fused with the gradient product, in place); a whole
+  round's steps run in one call (:meth:`FusedChain.train`);
 * any other model runs through ``torch.func.functional_call`` under ``torch.func.vmap`` with autograd, which
   is generic but, for these small models, no faster than the per-device loop.
 
