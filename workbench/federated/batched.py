@@ -282,11 +282,11 @@ class FusedChain:
                         b.sub_(g.sum(1), alpha=lr)
                     g = g_in
                 elif kind == "embedding":
-                    # index_add_'s own alpha takes a slow serial path: scale the source instead, in place when
-                    # it is the first trained layer's (nothing reads this gradient afterwards)
-                    src = g.reshape(-1, w.shape[-1])
-                    src = src.mul_(-lr) if i == self.first_trained else src.mul(-lr)
-                    w.view(-1, w.shape[-1]).index_add_(0, inp.reshape(-1), src)
+                    # the gradient summed first, then one SGD step: autograd's order, so the same rounding as
+                    # the per-device loop (index_add_'s own alpha would take a slow serial path anyway)
+                    table = w.view(-1, w.shape[-1])
+                    grad = torch.zeros_like(table).index_add_(0, inp.reshape(-1), g.reshape(-1, w.shape[-1]))
+                    table.sub_(grad, alpha=lr)
                 elif kind == "flatten":
                     g = g.reshape(inp.shape)
                 elif kind == "relu":
