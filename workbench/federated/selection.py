@@ -77,25 +77,39 @@ def _check_inputs(rng, sizes, k, who: str) -> np.ndarray:
     return sizes
 
 
-def _successive_draws(rng: np.random.Generator, weights: np.ndarray, k: int) -> np.ndarray:
+def _buffer(owner, name: str, n: int, dtype) -> np.ndarray:
+    """A work array kept on ``owner`` between calls: at 10^6 devices a fresh 8 MB array costs about a millisecond of
+    page faults on every selection, more than the arithmetic done in it."""
+    buf = owner.__dict__.get(name)
+    if buf is None or buf.shape != (n,) or buf.dtype != dtype:
+        buf = np.empty(n, dtype=dtype)
+        owner.__dict__[name] = buf
+    return buf
+
+
+def _successive_draws(rng: np.random.Generator, weights: np.ndarray, k: int, *,
+                      work: np.ndarray | None = None) -> np.ndarray:
     """``k`` distinct indices drawn one after another with probability proportional to ``weights``.
 
     Draws with replacement from the cumulative weights and skips repeats, which is exactly sampling
     without replacement by successive draws. If repeats dominate (a few devices hold most weight), the
     remaining draws switch to Gumbel-top-k over the weights with the chosen ones removed, which has the
-    same (Plackett-Luce) distribution.
+    same (Plackett-Luce) distribution. ``work``, an int64 array of the weights' length, holds the cumulative
+    weights (reused between calls instead of a fresh array).
     """
     weights = np.asarray(weights)
+    if work is None:
+        work = np.empty(weights.shape, dtype=np.int64)
     if not np.issubdtype(weights.dtype, np.integer):
         # Fixed point: integer cumulative sums are ~8x faster than float ones at 10^6 devices. Scaling the
         # total to 2^62 changes a device's probability by less than one part in (its weight * 2^62 / total);
         # tempered weights of non-empty devices are >= 1, so none of them rounds to 0 below 2^62 total weight.
         w = weights.astype(np.float64, copy=False)
-        weights = np.empty(w.shape, dtype=np.int64)
+        weights = work
         np.multiply(w, 2.0**62 / w.sum(), out=weights, casting="unsafe")  # truncates towards 0
-        cdf = np.cumsum(weights, out=weights)  # in place: one 8 MB buffer fewer at 10^6 devices
+        cdf = np.cumsum(weights, out=weights)  # in place
     else:
-        cdf = np.cumsum(weights)
+        cdf = np.cumsum(weights, out=work)
     total = int(cdf[-1])
     chosen: list[int] = []
     seen: set[int] = set()
@@ -201,7 +215,11 @@ class TemperedSelection(SelectionStrategy):
 
     def select(self, rng, *, sizes, k, round_idx=0, loss_fn=None):
         sizes = _check_inputs(rng, sizes, k, f"{type(self).__name__}.select")
-        return _successive_draws(rng, self.weights(sizes), k)
+        if self.t == 0.5:  # the default: the square roots go into a kept buffer too
+            weights = np.sqrt(sizes, dtype=np.float64, out=_buffer(self, "_sqrt", sizes.size, np.float64))
+        else:
+            weights = self.weights(sizes)
+        return _successive_draws(rng, weights, k, work=_buffer(self, "_cdf", sizes.size, np.int64))
 
 
 class ActivitySelection(TemperedSelection):
@@ -241,7 +259,7 @@ class PowerOfChoiceSelection(SelectionStrategy):
         if self.d is not None and self.d < k:
             raise ValueError(f"The 'd' parameter of PowerOfChoiceSelection must be >= k={k}. Got d={self.d} instead.")
         d = self.n_candidates(k, int(np.count_nonzero(sizes)))
-        candidates = _successive_draws(rng, sizes, d)
+        candidates = _successive_draws(rng, sizes, d, work=_buffer(self, "_cdf", sizes.size, np.int64))
         losses = np.asarray(loss_fn(candidates), dtype=np.float64)
         if losses.shape != candidates.shape:
             raise ValueError(f"'loss_fn' must return one loss per candidate ({candidates.size}). Got shape {losses.shape}.")
