@@ -43,6 +43,7 @@ def test_flower_server_loop_matches_simulator(strategy, params):
     flower = run_flower_inprocess(data, model_fn=model_fn, config=cfg)
     assert flower["selected"] == selected
     torch.testing.assert_close(flower["parameters"], weights, rtol=0, atol=1e-6)
+    assert 0 < flower["seconds"] < flower["total_seconds"]  # fit alone, and the whole call (as run_fedavg is timed)
 
 
 def test_flower_continual_windows_match_simulator():
