@@ -26,8 +26,17 @@ def _start(tmp_path, *, jobs=2, tags=(1, 2, 3), name="runs"):
     grid.write_text(f"TAG: {list(tags)}\n" if len(tags) > 1 else f"TAG: {tags[0]}\n")
     args = [sys.executable, "-m", "workbench", "run", str(SLEEPY), "--grid", str(grid), "--jobs", str(jobs),
             "-p", "LOG", str(tmp_path / "log"), "-p", "RELEASE", str(tmp_path / "release"), "--output", str(tmp_path / name)]
-    # a session of its own, like a terminal's foreground job: Ctrl-C goes to the whole process group
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # a session of its own, like a terminal's foreground job: Ctrl-C goes to the whole process group. And Ctrl-C
+    # handled as in a terminal: a suite started in the background (`make test &`, nohup), or a pytest process that
+    # an earlier test left ignoring SIGINT, passes that on (ignored and blocked signals are inherited), and the
+    # runner would then never see the test's Ctrl-C: seen once in a full-suite run, stack dump in the session note.
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_sigint_as_in_a_terminal)
+
+
+def _sigint_as_in_a_terminal():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _events(tmp_path):
