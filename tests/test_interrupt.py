@@ -171,3 +171,18 @@ def test_ctrl_c_on_a_single_run_stops_its_kernel(tmp_path, sig):
     assert not _all_gone(children), "the kernel outlived the interrupted run"
     (record,) = (tmp_path / "runs" / "sleepy").glob("*/record.json")
     assert load_record(record)["status"] == "interrupted"
+
+
+def test_sigterm_stops_a_sweep_like_ctrl_c(tmp_path):
+    """What `kill -TERM <runner>` does (the way to stop a runner started in the background, which ignores Ctrl-C):
+    the same clean stop, message and records as Ctrl-C."""
+    proc = _start(tmp_path)
+    _wait_for_starts(tmp_path, 2, proc)
+    children = _tree(proc.pid)
+    os.kill(proc.pid, signal.SIGTERM)
+    out, err = _communicate(proc, 30)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert "Interrupted. 0 run(s) finished (kept), 2 interrupted" in err and "1 not started" in err
+    assert not _all_gone(children), "workers or kernels outlived the runner"
+    statuses = Counter(load_record(p)["status"] for p in (tmp_path / "runs" / "sleepy").glob("*/record.json"))
+    assert statuses == {"interrupted": 2}
