@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 #: Label of the model trained without DP in every study table.
 NON_DP = "non-DP"
 
@@ -25,3 +27,19 @@ def metric_label(label: str) -> str:
     """
     text = re.sub(r"\(.*?\)", "", str(label).lower()).replace("eps=", "epsilon_")
     return re.sub(r"[^a-z0-9.]+", "_", text).strip("_")
+
+
+def class_labels(texts, labels, *, owner: str):
+    """``texts`` as a list of str and ``labels`` as an array, checked: one class id >= 0 per text.
+
+    Examples
+    --------
+    >>> class_labels(["a", "b"], [0, 2], owner="f")[1]
+    array([0, 2])
+    """
+    texts = [str(t) for t in texts]
+    y = np.asarray(labels)
+    if y.shape != (len(texts),) or not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
+        raise ValueError(f"The 'labels' parameter of {owner} must hold one class id >= 0 per text ({len(texts)}). "
+                         f"Got shape {y.shape} and dtype {y.dtype} instead.")
+    return texts, y

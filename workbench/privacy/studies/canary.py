@@ -14,7 +14,7 @@ from .. import canaries as C
 from workbench.results import metric_key
 from workbench.validation import InstanceOf, Interval, Seq, check, check_fields
 
-from ._labels import NON_DP, metric_label
+from ._labels import NON_DP, class_labels, metric_label
 
 
 @dataclass(frozen=True)
@@ -119,11 +119,7 @@ def labelled_split(texts, labels, *, owner: str, seed: int, val_fraction: float)
 
     Returns ``(texts as a list of str, labels as an array, is_val boolean mask)``; both sides must be non-empty.
     """
-    texts = [str(t) for t in texts]
-    y = np.asarray(labels)
-    if y.shape != (len(texts),) or not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
-        raise ValueError(f"The 'labels' parameter of {owner} must hold one class id >= 0 per text ({len(texts)}). "
-                         f"Got shape {y.shape} and dtype {y.dtype} instead.")
+    texts, y = class_labels(texts, labels, owner=owner)
     is_val = np.random.default_rng(seed).random(len(texts)) < val_fraction
     if is_val.all() or not is_val.any():
         raise ValueError(f"{owner} needs texts on both sides of the validation split; got {len(texts)} texts "

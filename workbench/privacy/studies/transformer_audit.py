@@ -22,7 +22,7 @@ from workbench.validation import Boolean, InstanceOf, Interval, Options, Seq, ch
 
 from .. import attacks as A
 from ..audit import one_run_audit
-from ._labels import NON_DP, _epsilon_label, metric_label
+from ._labels import NON_DP, _epsilon_label, class_labels, metric_label
 from .membership import TPR_COLUMNS
 
 _POSITIVE = Interval(float, 0, None, closed="neither")
@@ -134,11 +134,7 @@ def transformer_audit_study(texts: Sequence[str], *, labels, val: tuple | None =
 
     owner = "transformer_audit_study"
     check(config, InstanceOf(TransformerAuditConfig), name="config", owner=owner)
-    texts = [str(t) for t in texts]
-    y = np.asarray(labels)
-    if y.shape != (len(texts),) or not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
-        raise ValueError(f"The 'labels' parameter of {owner} must hold one class id >= 0 per text ({len(texts)}). "
-                         f"Got shape {y.shape} and dtype {y.dtype} instead.")
+    texts, y = class_labels(texts, labels, owner=owner)
     n, m = len(texts), config.n_canaries
     if n <= m:
         raise ValueError(f"The 'texts' parameter of {owner} needs more texts than the {m} canaries. Got {n}.")

@@ -21,7 +21,7 @@ from workbench.results import metric_key
 from workbench.validation import Boolean, InstanceOf, Interval, Seq, check, check_fields
 
 from .. import attacks as A
-from ._labels import metric_label
+from ._labels import class_labels, metric_label
 from .membership import TPR_COLUMNS
 from .minilm_top import TopModel, cache_hidden_states
 from .shadows import ShadowStudyConfig, shadow_count_study
@@ -137,11 +137,7 @@ def transformer_shadow_study(texts: Sequence[str], *, labels, config: Transforme
 
     owner = "transformer_shadow_study"
     check(config, InstanceOf(TransformerShadowConfig), name="config", owner=owner)
-    texts = [str(t) for t in texts]
-    y = np.asarray(labels)
-    if y.shape != (len(texts),) or not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
-        raise ValueError(f"The 'labels' parameter of {owner} must hold one class id >= 0 per text ({len(texts)}). "
-                         f"Got shape {y.shape} and dtype {y.dtype} instead.")
+    texts, y = class_labels(texts, labels, owner=owner)
     start = time.perf_counter()
     torch.manual_seed(config.seed)
     base = MiniLMClassifier(n_classes=max(int(y.max()) + 1, 2), layers=config.layers, seed=config.seed).eval()
