@@ -180,3 +180,18 @@ def test_kept_work_buffers_never_leak_between_calls(name):
         a = kept.select(np.random.default_rng(7), sizes=sizes, k=10, loss_fn=lf)
         b = make_strategy(name).select(np.random.default_rng(7), sizes=sizes, k=10, loss_fn=lf)
         assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("n", [1, 255, 256, 257, 1000, 100_003])
+def test_two_level_locate_equals_searchsorted_on_the_full_cumulative_sum(n):
+    """Selection finds each draw's device from block sums and the drawn blocks only; it must be the device the
+    full cumulative sum gives, zeros and a last partial block included."""
+    from workbench.federated import selection
+
+    rng = np.random.default_rng(n)
+    w = rng.integers(0, 1000, size=n) * (rng.random(n) < 0.7)
+    w[-1] += 1  # a non-zero total
+    cdf = np.cumsum(w)
+    blocks = np.cumsum(np.add.reduceat(w, np.arange(0, n, selection._BLOCK)))
+    u = np.r_[0, cdf[-1] - 1, rng.integers(0, cdf[-1], size=2000)]
+    assert np.array_equal(selection._locate(w, blocks, u), np.searchsorted(cdf, u, side="right"))
