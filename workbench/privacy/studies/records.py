@@ -46,20 +46,15 @@ def attack_study_record(mia: MembershipStudy, *, theory: TheoryVsPractice, canar
         metrics.update(shadow_metrics(shadows.table))
         timings.update({f"shadow_study_{k}": v for k, v in shadows.timings.items()})
         tables["shadow_budget"] = shadows.table
-    if transformer is not None:
-        config["transformer_audit"] = transformer.config
-        metrics.update(transformer_audit_metrics(transformer.table))
-        timings.update(transformer.timings)
-        tables["transformer_audit"] = transformer.table
-    if minilm_shadows is not None:
-        config["minilm_shadows"] = minilm_shadows.config
-        metrics.update(transformer_shadow_metrics(minilm_shadows.table))
-        timings.update(minilm_shadows.timings)
-        tables["minilm_shadows"] = minilm_shadows.table
+    optional = (("transformer_audit", transformer, transformer_audit_metrics, "transformer_audit"),
+                ("minilm_shadows", minilm_shadows, transformer_shadow_metrics, "minilm_shadows"),
+                ("minilm_canary", minilm_canary, transformer_canary_metrics, "minilm_canaries"))
+    for key, study, to_metrics, table in optional:  # the MiniLM studies: config, metrics, timings, table
+        if study is not None:
+            config[key] = study.config
+            metrics.update(to_metrics(study.table))
+            timings.update(study.timings)
+            tables[table] = study.table
     if minilm_canary is not None:
-        config["minilm_canary"] = minilm_canary.config
-        metrics.update(transformer_canary_metrics(minilm_canary.table))
-        timings.update(minilm_canary.timings)
-        tables["minilm_canaries"] = minilm_canary.table
         tables["minilm_canary_recovery"] = canary_recovery(minilm_canary.table)
     return {"config": config, "metrics": metrics, "timings": timings, "tables": tables}
