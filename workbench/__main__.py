@@ -220,25 +220,5 @@ def main(argv: list[str] | None = None) -> int:
     return {"run": _cmd_run, "collect": _cmd_collect, "report": _cmd_report, "datasets": _cmd_datasets}[args.command](args)
 
 
-def _exit(code: int) -> None:
-    """Leave with ``code``. After an interrupted sweep, leave at once if a stopped process pool left a thread or a
-    worker behind: the records are written and the message printed by then, and the interpreter's own exit would
-    wait for them (joining threads and child processes) instead of stopping."""
-    import multiprocessing
-    import threading
-
-    if code == EXIT_INTERRUPTED:
-        threads = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()]
-        children = multiprocessing.active_children()
-        if threads or children:
-            from ._processes import stop_tree
-
-            stop_tree([p.pid for p in children])
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-    sys.exit(code)
-
-
 if __name__ == "__main__":
-    _exit(main())
+    sys.exit(main())
