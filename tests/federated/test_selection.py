@@ -195,3 +195,77 @@ def test_two_level_locate_equals_searchsorted_on_the_full_cumulative_sum(n):
     blocks = np.cumsum(np.add.reduceat(w, np.arange(0, n, selection._BLOCK)))
     u = np.r_[0, cdf[-1] - 1, rng.integers(0, cdf[-1], size=2000)]
     assert np.array_equal(selection._locate(w, blocks, u), np.searchsorted(cdf, u, side="right"))
+
+
+@pytest.fixture
+def rejection_everywhere(monkeypatch):
+    """Weighted strategies take the rejection path even for the 9 devices of SIZES (normally from 65,536 on)."""
+    from workbench.federated import selection
+
+    monkeypatch.setattr(selection, "_REJECTION_MIN_DEVICES", 1)
+
+
+@pytest.mark.parametrize("name,params,weights", [
+    ("activity", {}, SIZES.astype(float)),
+    ("tempered", {"t": 0.5}, np.sqrt(SIZES)),
+    ("tempered", {"t": 0.25}, SIZES ** 0.25),
+    ("tempered", {"t": 0.0}, (SIZES > 0).astype(float)),
+])
+def test_rejection_draws_have_the_same_distribution(rejection_everywhere, name, params, weights):
+    strategy = make_strategy(name, **params)
+    assert chi_square_p(frequencies(strategy, 1), weights) > 1e-3
+    exact = exact_inclusion(weights, 3)
+    freq = frequencies(strategy, 3) / DRAWS
+    se = np.sqrt(exact * (1 - exact) / DRAWS)
+    assert np.all(np.abs(freq - exact) <= 4.5 * se + 1e-12), (freq, exact)
+
+
+def test_rejection_that_runs_out_of_proposals_hands_over_and_stays_exact(rejection_everywhere, monkeypatch):
+    """Concentrated weights: rejection finds device 0 quickly but rarely the others within its budget, so the
+    cumulative-weights draws finish the selection, after the devices rejection already chose."""
+    from workbench.federated import selection
+
+    calls = {"handed_over": 0}
+    original = selection._successive_draws
+
+    def counting(*args, chosen=None, **kw):
+        calls["handed_over"] += bool(chosen)
+        return original(*args, chosen=chosen, **kw)
+
+    monkeypatch.setattr(selection, "_successive_draws", counting)
+    sizes = np.array([10**4] + [1] * 40 + [0] * 59)  # budget: 100 // 10 = 10 proposals
+    freq = frequencies(ActivitySelection(), 2, sizes=sizes, draws=6000) / 6000
+    assert calls["handed_over"] > 300  # rejection found device 0 first in about one round in ten (10 of 100 proposed)
+    total = sizes.sum()
+    p0 = 10**4 / total + 40 / total * 10**4 / (total - 1)  # device 0 first, or second after a light one
+    assert abs(freq[0] - p0) <= 4.5 * np.sqrt(p0 * (1 - p0) / 6000)
+    light = freq[1:41]  # two selected per round: the light devices take the other 2 - p0, equally
+    assert light.sum() == pytest.approx(2 - freq[0]) and chi_square_p(light * 6000, np.ones(40)) > 1e-3
+
+
+def test_large_population_takes_the_rejection_path_and_valid():
+    """At 2^17 heavy-tailed devices tempered selection finds its 100 devices by rejection alone (no pass over the
+    weights, so no work buffer); activity selection (max / mean weight about 250) needs the hand-over."""
+    from workbench.federated import selection
+
+    n = selection._REJECTION_MIN_DEVICES * 2
+    sizes = np.random.default_rng(2).zipf(1.6, size=n).clip(max=10**4)
+    sizes[np.random.default_rng(3).random(n) < 0.1] = 0
+    for strategy in (ActivitySelection(), make_strategy("tempered"), make_strategy("tempered", t=0.3)):
+        sel = strategy.select(np.random.default_rng(4), sizes=sizes, k=100)
+        assert len(np.unique(sel)) == 100 and np.all(sizes[sel] > 0)
+        assert hasattr(strategy, "_cdf") == (strategy.t == 1.0)
+
+
+@pytest.mark.parametrize("n,density", [(9, 0.8), (300, 0.5), (1000, 0.02), (5000, 0.9), (70_001, 0.3), (2560, 0.004)])
+def test_round_robin_equals_the_list_of_devices_holding_data(n, density):
+    rng = np.random.default_rng(n)
+    sizes = rng.integers(1, 50, size=n) * (rng.random(n) < density)
+    sizes[rng.integers(0, n)] = 3  # at least one device holding data
+    available = np.flatnonzero(sizes)
+    strategy = make_strategy("round_robin")
+    for k in sorted({1, min(7, available.size), available.size}):
+        for r in range(0, 40, 3):
+            start = r * k % available.size
+            expected = available[(start + np.arange(k)) % available.size]
+            assert strategy.select(rng, sizes=sizes, k=k, round_idx=r).tolist() == expected.tolist()

@@ -19,7 +19,11 @@ name                rule
 Weighted strategies sample *without replacement by successive draws* (the Plackett-Luce scheme): the first
 device is drawn with probability p_i, the next from the rest renormalised, and so on. For ``k = 1`` the
 selection probability is exactly p_i; for ``k > 1`` inclusion probabilities are flatter than ``k * p_i``
-(which can exceed 1). Draws cost one cumulative sum over the devices plus O(k log n): fast at 10^6 devices.
+(which can exceed 1). Below 65,536 devices a draw costs one cumulative sum over the devices plus O(k log n). From
+there on, weighted draws start by rejection from uniform proposals (accept device i with probability w_i / max w),
+which costs O(k * max w / mean w) and no pass over the weights: 100 of 10^6 devices in about a millisecond. When the
+weights are so concentrated that rejection would need more than n / 10 proposals, the remaining draws go through the
+cumulative weights; every draw still comes from the right distribution, so the result is exact either way.
 
 Examples
 --------
@@ -58,7 +62,8 @@ LossFn = Callable[[np.ndarray], np.ndarray]
 _TABLE_SIZE = 4096
 
 
-def _check_inputs(rng, sizes, k, who: str) -> np.ndarray:
+def _check_inputs(rng, sizes, k, who: str) -> tuple[np.ndarray, int]:
+    """The validated ``sizes`` array and the number of devices holding data."""
     check(rng, InstanceOf(np.random.Generator), name="rng", owner=who)
     sizes = np.asarray(sizes)
     if sizes.ndim != 1 or sizes.size == 0:
@@ -74,7 +79,7 @@ def _check_inputs(rng, sizes, k, who: str) -> np.ndarray:
             f"The 'k' parameter of {who} must be <= the number of devices holding data ({available} of "
             f"{sizes.size}). Got k={k} instead."
         )
-    return sizes
+    return sizes, available
 
 
 def _buffer(owner, name: str, n: int, dtype) -> np.ndarray:
@@ -105,15 +110,61 @@ def _locate(weights: np.ndarray, block_cdf: np.ndarray, u: np.ndarray) -> np.nda
     return b * _BLOCK + np.count_nonzero(local <= u[:, None], axis=1)
 
 
+#: From this many devices on, weighted selection starts with :func:`_rejection_draws`.
+_REJECTION_MIN_DEVICES = 1 << 16
+#: Rejection gives up beyond n / this many proposals: one proposal costs about as much as ten devices' share of a
+#: pass over the cumulative weights (measured at 10^6 devices: about 14 ns against 1.4 ns).
+_REJECTION_BUDGET_DIVISOR = 10
+
+
+def _rejection_draws(rng: np.random.Generator, sizes: np.ndarray, k: int, *, weight: Callable[[np.ndarray], np.ndarray],
+                     top: float, budget: int) -> list[int]:
+    """Up to ``k`` distinct devices by successive draws with probability proportional to ``weight(sizes)``.
+
+    Each proposal is a uniformly random device ``i``, accepted with probability ``weight(sizes[i]) / top`` (``top``
+    is the largest weight), so every accepted proposal is an independent draw from the weights, and skipping
+    repeats makes them successive draws without replacement. Only the proposed devices' weights are computed.
+    Stops once the rate of acceptance seen so far says that more than ``budget`` proposals would be needed, and
+    returns the devices found so far (possibly fewer than ``k``): the caller
+    draws the rest from the cumulative weights, which is exact because each draw depends only on the devices
+    already chosen.
+    """
+    n = sizes.size
+    chosen: list[int] = []
+    seen: set[int] = set()
+    proposed = accepted = 0
+    while len(chosen) < k and proposed < budget:
+        need = k - len(chosen)
+        if accepted == 0:  # no estimate of the acceptance rate yet: start small, then grow fourfold
+            size = 4 * proposed if proposed else 8 * need + 64
+        else:  # enough proposals for the needed draws at the rate seen so far, with a margin for repeats
+            size = int(1.5 * need * proposed / accepted) + 64
+            if proposed + size > budget:  # rejection would cost more than a pass over the weights: hand over
+                break
+        size = max(1, min(size, budget - proposed))
+        i = rng.integers(0, n, size=size)
+        keep = i[rng.random(size) * top < weight(sizes[i])]  # accepted draws, in draw order
+        proposed += size
+        accepted += keep.size
+        for j in keep.tolist():
+            if j not in seen:
+                seen.add(j)
+                chosen.append(j)
+                if len(chosen) == k:
+                    break
+    return chosen
+
+
 def _successive_draws(rng: np.random.Generator, weights: np.ndarray, k: int, *,
-                      work: np.ndarray | None = None) -> np.ndarray:
+                      work: np.ndarray | None = None, chosen: list[int] | None = None) -> np.ndarray:
     """``k`` distinct indices drawn one after another with probability proportional to ``weights``.
 
     Draws with replacement from the cumulative weights and skips repeats, which is exactly sampling
     without replacement by successive draws. If repeats dominate (a few devices hold most weight), the
     remaining draws switch to Gumbel-top-k over the weights with the chosen ones removed, which has the
     same (Plackett-Luce) distribution. ``work``, an int64 array of the weights' length, holds float weights
-    turned into integers (reused between calls instead of a fresh array).
+    turned into integers (reused between calls instead of a fresh array). ``chosen`` are devices already drawn
+    (by :func:`_rejection_draws`): the draws continue after them.
     """
     weights = np.asarray(weights)
     if not np.issubdtype(weights.dtype, np.integer):
@@ -126,8 +177,8 @@ def _successive_draws(rng: np.random.Generator, weights: np.ndarray, k: int, *,
     weights = weights.astype(np.int64, copy=False)
     block_cdf = np.cumsum(np.add.reduceat(weights, np.arange(0, weights.size, _BLOCK)))
     total = int(block_cdf[-1])
-    chosen: list[int] = []
-    seen: set[int] = set()
+    chosen = list(chosen or [])
+    seen: set[int] = set(chosen)
     for _ in range(8):
         need = k - len(chosen)
         u = rng.integers(0, total, size=2 * need + 8)
@@ -172,7 +223,7 @@ class UniformSelection(SelectionStrategy):
     name = "uniform"
 
     def select(self, rng, *, sizes, k, round_idx=0, loss_fn=None):
-        sizes = _check_inputs(rng, sizes, k, "UniformSelection.select")
+        sizes, available = _check_inputs(rng, sizes, k, "UniformSelection.select")
         n = sizes.size
         # Draw device numbers uniformly and skip empty devices and repeats: a uniform random subset of the
         # devices holding data, at O(k) cost when most devices hold data.
@@ -229,12 +280,22 @@ class TemperedSelection(SelectionStrategy):
         return np.power(sizes, self.t, dtype=np.float64)
 
     def select(self, rng, *, sizes, k, round_idx=0, loss_fn=None):
-        sizes = _check_inputs(rng, sizes, k, f"{type(self).__name__}.select")
+        sizes, available = _check_inputs(rng, sizes, k, f"{type(self).__name__}.select")
+        return self._draw(rng, sizes, k)
+
+    def _draw(self, rng, sizes: np.ndarray, k: int) -> np.ndarray:
+        """``k`` distinct devices by successive draws with p_i ~ n_i ** t (``sizes`` already validated)."""
+        chosen: list[int] = []
+        if sizes.size >= _REJECTION_MIN_DEVICES:
+            top = float(self.weights(sizes.max(keepdims=True))[0])
+            chosen = _rejection_draws(rng, sizes, k, weight=self.weights, top=top, budget=sizes.size // _REJECTION_BUDGET_DIVISOR)
+            if len(chosen) == k:
+                return np.asarray(chosen, dtype=np.int64)
         if self.t == 0.5:  # the default: the square roots go into a kept buffer too
             weights = np.sqrt(sizes, dtype=np.float64, out=_buffer(self, "_sqrt", sizes.size, np.float64))
         else:
             weights = self.weights(sizes)
-        return _successive_draws(rng, weights, k, work=_buffer(self, "_cdf", sizes.size, np.int64))
+        return _successive_draws(rng, weights, k, work=_buffer(self, "_cdf", sizes.size, np.int64), chosen=chosen)
 
 
 class ActivitySelection(TemperedSelection):
@@ -259,6 +320,7 @@ class PowerOfChoiceSelection(SelectionStrategy):
     def __init__(self, *, d: int | None = None, d_factor: float = 2.0):
         self.d = check(d, Interval(int, 1, None), None, name="d", owner="PowerOfChoiceSelection")
         self.d_factor = check(d_factor, Interval(float, 1, None), name="d_factor", owner="PowerOfChoiceSelection")
+        self._activity = ActivitySelection()  # draws the candidates (and keeps its work buffers)
 
     def params(self):
         return {"d": self.d, "d_factor": self.d_factor}
@@ -268,13 +330,13 @@ class PowerOfChoiceSelection(SelectionStrategy):
         return min(max(d, k), available)
 
     def select(self, rng, *, sizes, k, round_idx=0, loss_fn=None):
-        sizes = _check_inputs(rng, sizes, k, "PowerOfChoiceSelection.select")
+        sizes, available = _check_inputs(rng, sizes, k, "PowerOfChoiceSelection.select")
         if loss_fn is None:
             raise ValueError("PowerOfChoiceSelection.select needs 'loss_fn' (candidates -> their current local losses).")
         if self.d is not None and self.d < k:
             raise ValueError(f"The 'd' parameter of PowerOfChoiceSelection must be >= k={k}. Got d={self.d} instead.")
-        d = self.n_candidates(k, int(np.count_nonzero(sizes)))
-        candidates = _successive_draws(rng, sizes, d)
+        d = self.n_candidates(k, available)
+        candidates = self._activity._draw(rng, sizes, d)
         losses = np.asarray(loss_fn(candidates), dtype=np.float64)
         if losses.shape != candidates.shape:
             raise ValueError(f"'loss_fn' must return one loss per candidate ({candidates.size}). Got shape {losses.shape}.")
@@ -287,13 +349,30 @@ class RoundRobinSelection(SelectionStrategy):
     name = "round_robin"
 
     def select(self, rng, *, sizes, k, round_idx=0, loss_fn=None):
-        sizes = _check_inputs(rng, sizes, k, "RoundRobinSelection.select")
-        n_available = int(np.count_nonzero(sizes))
-        if n_available == sizes.size:
-            return (int(round_idx) * k + np.arange(k, dtype=np.int64)) % sizes.size
-        available = np.flatnonzero(sizes)
-        start = (int(round_idx) * k) % available.size
-        return available[(start + np.arange(k)) % available.size].astype(np.int64)
+        sizes, available = _check_inputs(rng, sizes, k, "RoundRobinSelection.select")
+        n = sizes.size
+        if available == n:
+            return (int(round_idx) * k + np.arange(k, dtype=np.int64)) % n
+        start = (int(round_idx) * k) % available
+        # The start-th device holding data, from counts per block of devices, instead of listing all of them
+        # (an 8 MB array at 10^6 devices, every round).
+        has_data = np.greater(sizes, 0, out=_buffer(self, "_has_data", n, np.bool_))
+        full = n // _BLOCK
+        counts = has_data[:full * _BLOCK].view(np.uint8).reshape(full, _BLOCK).sum(axis=1, dtype=np.int64)
+        cum = np.cumsum(np.append(counts, np.count_nonzero(has_data[full * _BLOCK:])))
+        first = min(k, available - start)
+        parts = [self._run(has_data, cum, start, first)]
+        if first < k:  # wrap around to the first devices holding data
+            parts.append(self._run(has_data, cum, 0, k - first))
+        return np.concatenate(parts)
+
+    @staticmethod
+    def _run(has_data: np.ndarray, cum: np.ndarray, first: int, count: int) -> np.ndarray:
+        """Devices holding data number ``first`` .. ``first + count - 1`` (0-based, in index order)."""
+        b0, b1 = np.searchsorted(cum, [first, first + count - 1], side="right")
+        before = int(cum[b0 - 1]) if b0 > 0 else 0
+        devices = np.flatnonzero(has_data[b0 * _BLOCK:(b1 + 1) * _BLOCK]) + b0 * _BLOCK
+        return devices[first - before:first - before + count].astype(np.int64)
 
 
 #: Strategy name -> class. Build one with :func:`make_strategy`.
