@@ -51,9 +51,8 @@ def test_declared_ranges_accept_the_defaults_and_smoke_parameters(path):
 
 #: Where the package keeps what a notebook parameter may name, so a new engine or model is not refused by a stale list.
 REGISTRIES = {
-    "ENGINE": ("workbench.privacy.dp", "ENGINES"), "TIMING_ENGINES": ("workbench.privacy.dp", "ENGINES"),
-    "SWEEP_MODELS": ("workbench.privacy.data", "MODEL_FAMILIES"),
-    "TIMING_MODELS": ("workbench.privacy.data", "MODEL_FAMILIES"), "PART": ("workbench.privacy.trainable", "PARTS"),
+    "ENGINE": ("workbench.privacy.dp", "ENGINES"), "SWEEP_MODELS": ("workbench.privacy.data", "MODEL_FAMILIES"),
+    "PART": ("workbench.privacy.trainable", "PARTS"),
     "TESTS": ("workbench.fairness.studies.intrinsic", "CALISKAN_2017_GLOVE"),
     "ENCODERS": ("workbench.fairness.studies.intrinsic", "ENCODER_DEPTH"),
     "MINILM_POOLING": ("workbench.fairness.contextual", "WORD_POOLINGS"),
@@ -117,3 +116,26 @@ def test_range_keys_type_min_len_and_optional():
 def test_malformed_notebook_metadata_is_named(ranges, smoke, match):
     with pytest.raises(InvalidParameterError, match=match):
         check_notebook_metadata(defaults={"N": "3", "OUTPUT_DIR": "None"}, ranges=ranges, smoke=smoke, notebook="nb")
+
+
+#: Where the package keeps the defaults of a notebook's grouped parameters (dict literals): a partial dict given with
+#: -p keeps these for the keys it leaves out, so they must be the values the parameters cell shows.
+GROUPS = {
+    "01_dp_vs_non_dp": ("workbench.privacy.studies", "DP_GROUPS"),
+}
+
+
+@pytest.mark.parametrize("stem", sorted(GROUPS))
+def test_grouped_parameters_show_the_package_defaults(stem):
+    import ast
+    import importlib
+
+    module, attr = GROUPS[stem]
+    groups = getattr(importlib.import_module(module), attr)
+    path = NOTEBOOKS / f"{stem}.ipynb"
+    defaults = {name: ast.literal_eval(text) for name, text in batch.notebook_parameters(path).items()}
+    shown = {name: value for name, value in defaults.items() if isinstance(value, dict)}
+    assert shown == groups, f"{stem}'s dict parameters differ from {module}.{attr}"
+    for name, value in batch.smoke_parameters(path).items():
+        if name in groups:
+            assert isinstance(value, dict) and set(value) <= set(groups[name]), f"{stem}'s smoke {name} has unknown keys"

@@ -49,7 +49,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
@@ -64,6 +64,7 @@ __all__ = [
     "Callable",
     "check",
     "check_fields",
+    "fill_group",
 ]
 
 
@@ -355,3 +356,50 @@ def check_fields(obj, **constraints) -> None:
             object.__setattr__(obj, field_name, value)
         else:
             setattr(obj, field_name, value)
+
+
+def fill_group(value, defaults: Mapping[str, Any], *, name: str, owner: str) -> dict:
+    """A grouped parameter (a notebook's dict literal, e.g. ``TRAINING = {"epochs": 3, "lr": 0.01}``) with the keys it
+    leaves out filled from ``defaults``, so a partial dict changes only the values it names
+    (``-p TRAINING '{lr: 0.1}'``). ``None`` gives the defaults.
+
+    Only the keys are checked here; the values are checked by the config that receives them.
+
+    Parameters
+    ----------
+    value : dict or None
+        The dict as given (any subset of the keys of ``defaults``).
+    defaults : mapping
+        Every accepted key with its default value.
+    name : str
+        The parameter's name, as the user wrote it.
+    owner : str
+        The function or notebook the parameter belongs to.
+
+    Returns
+    -------
+    dict
+        ``defaults`` updated with ``value``, in the order of ``defaults``.
+
+    Raises
+    ------
+    InvalidParameterError
+        When ``value`` is not a dict or holds a key ``defaults`` lacks, naming the parameter and the accepted keys.
+
+    Examples
+    --------
+    >>> fill_group({"lr": 0.1}, {"epochs": 3, "lr": 0.01}, name="TRAINING", owner="dp_study_parameters")
+    {'epochs': 3, 'lr': 0.1}
+    >>> fill_group({"learning_rate": 0.1}, {"epochs": 3, "lr": 0.01}, name="TRAINING", owner="dp_study_parameters")
+    Traceback (most recent call last):
+    ...
+    workbench.validation.InvalidParameterError: The 'TRAINING' parameter of dp_study_parameters must be a dict with keys among ['epochs', 'lr']. Got {'learning_rate': 0.1} instead.
+    """
+    if value is None:
+        return dict(defaults)
+    if not isinstance(value, Mapping) or set(value) - set(defaults):
+        raise InvalidParameterError(f"The {name!r} parameter of {owner} must be a dict with keys among "
+                                    f"{sorted(defaults)}. Got {_show(value)} instead.")
+    import copy
+
+    return {key: copy.deepcopy(value.get(key, default)) for key, default in defaults.items()}

@@ -34,6 +34,21 @@ def test_the_helpers_read_exactly_the_notebook_parameters(stem, names):
     assert _parameter_names(stem) == set(names) and len(names) == len(set(names))
 
 
+def test_dp_study_parameters_fill_partial_groups_and_refuse_unknown_keys():
+    p = S.dp_study_parameters({"DATA": {"max_len": 16}, "TIMING": {"engines": ("fast",)}, "EPOCHS": 2})
+    assert p["DATA"] == {**S.DP_GROUPS["DATA"], "max_len": 16} and p["EPOCHS"] == 2
+    assert p["TIMING"] == {**S.DP_GROUPS["TIMING"], "engines": ["fast"]}
+    assert S.dp_study_parameters({}) == S.DP_GROUPS
+    with pytest.raises(InvalidParameterError, match=re.escape("The 'DATA' parameter of notebook 01_dp_vs_non_dp must be a "
+                                                              "dict with keys among ['max_len', 'max_vocab', 'n_token_tweets', 'n_tweets']")):
+        S.dp_study_parameters({"DATA": {"n_tweet": 100}})
+    with pytest.raises(InvalidParameterError, match=re.escape("The \"TIMING['engines']\" parameter of notebook 01_dp_vs_non_dp "
+                                                              "must be a non-empty list or tuple of one of")):
+        S.dp_study_parameters({"TIMING": {"engines": ["gpu"]}})
+    with pytest.raises(InvalidParameterError, match="must be a dict with keys among"):
+        S.dp_study_parameters({"TIMING": ["bag"]})
+
+
 def test_attack_study_configs_are_the_former_notebook_configs():
     c = S.attack_study_configs(SMOKE_02, seed=3)
     p = SMOKE_02

@@ -16,7 +16,7 @@ Notebook 02 (practical privacy)
     parameters) ; :func:`attack_study_record` (the run record's config, metrics, timings
     and tables, with :func:`membership_metrics` and :func:`canary_metrics`).
 Notebook 01 (DP vs non-DP)
-    :func:`load_dp_tasks` (the tweet tasks the models need) -> :func:`schedule_table` (noise per target epsilon) ;
+    :func:`dp_study_parameters` (the parameters, grouped ones filled) ; :func:`load_dp_tasks` (the tweet tasks the models need) -> :func:`schedule_table` (noise per target epsilon) ;
     :func:`accounting_curves` (epsilon vs noise, RDP and PRV) ; :func:`utility_sweep` (every model without DP and
     at each target epsilon) ; :func:`gradient_norms` (per-example norms before and after training) ;
     :func:`clip_noise_grid` (accuracy over clipping norm x noise) ; :func:`dp_study_record` (the run record) ;
@@ -31,8 +31,8 @@ from __future__ import annotations
 from ._labels import NON_DP, metric_label
 from .attack_configs import ATTACK_PARAMETERS, MINILM_ATTACK_PARAMETERS, AttackStudyConfigs, attack_study_configs
 from .auditing import AuditStudy, AuditStudyConfig, audit_metrics, audit_vs_promise, one_run_audit_study
-from .dp_study import (DP_PARAMETERS, SWEEP_COLUMNS, accounting_curves, clip_noise_grid, dp_study_record, gradient_norms,
-                       load_dp_tasks, norm_summary, schedule_table, utility_sweep)
+from .dp_study import (DP_GROUPS, DP_PARAMETERS, SWEEP_COLUMNS, accounting_curves, clip_noise_grid, dp_study_parameters,
+                       dp_study_record, gradient_norms, load_dp_tasks, norm_summary, schedule_table, utility_sweep)
 from .canary import CanaryStudy, CanaryStudyConfig, canary_metrics, canary_study
 from .membership import (AttackPool, MembershipStudy, MembershipStudyConfig, load_attack_pool, membership_attack_study,
                          membership_metrics)
@@ -48,6 +48,8 @@ from .training import dp_study_metrics, engine_timings
 
 __all__ = [
     "DP_PARAMETERS",
+    "DP_GROUPS",
+    "dp_study_parameters",
     "SWEEP_COLUMNS",
     "accounting_curves",
     "clip_noise_grid",

@@ -19,10 +19,64 @@ from workbench.validation import Interval, Options, Seq, check
 
 from .training import dp_study_metrics
 
-DP_PARAMETERS = ("N_TWEETS", "N_TOKEN_TWEETS", "MAX_LEN", "MAX_VOCAB", "SWEEP_MODELS", "EPSILONS", "EPOCHS", "BATCH_SIZE",
-                 "LR", "DELTA", "MAX_GRAD_NORM", "ENGINE", "TIMING_MODELS", "TIMING_ENGINES", "TIMING_SAMPLES",
-                 "CLIP_NORMS", "NOISE_MULTIPLIERS", "ACCOUNTING_POINTS")
-"""The parameter names of notebook 01 that its run record keeps."""
+DP_PARAMETERS = ("DATA", "SWEEP_MODELS", "EPSILONS", "EPOCHS", "BATCH_SIZE", "LR", "DELTA", "MAX_GRAD_NORM", "ENGINE",
+                 "TIMING", "CLIP_NORMS", "NOISE_MULTIPLIERS", "ACCOUNTING_POINTS")
+"""The parameter names of notebook 01 that its run record keeps (``DATA`` and ``TIMING`` are grouped, see
+:data:`DP_GROUPS`)."""
+
+DP_GROUPS = {
+    "DATA": {"n_tweets": 3000, "n_token_tweets": 20000, "max_len": 32, "max_vocab": 5000},
+    "TIMING": {"models": ["bag", "gru", "linear"], "engines": ["fast", "opacus-ghost", "opacus-hooks"], "samples": 1024},
+}
+"""Notebook 01's grouped parameters (dict literals) and their defaults: ``DATA`` holds the keyword arguments of
+:func:`load_dp_tasks`, ``TIMING`` those of :func:`~workbench.privacy.studies.engine_timings`. A partial dict keeps the
+defaults of the keys it leaves out (:func:`dp_study_parameters`)."""
+
+_TWEETS = Interval(int, 10, 38158)
+
+
+def _group_constraints() -> dict:
+    from ..data import MODEL_FAMILIES
+    from ..dp import ENGINES
+
+    return {"DATA": {"n_tweets": _TWEETS, "n_token_tweets": _TWEETS, "max_len": Interval(int, 1, None),
+                     "max_vocab": Interval(int, 3, None)},
+            "TIMING": {"models": Seq(Options(set(MODEL_FAMILIES)), min_len=1), "engines": Seq(Options(set(ENGINES)), min_len=1),
+                       "samples": Interval(int, 1, None)}}
+
+
+def dp_study_parameters(parameters: Mapping[str, Any]) -> dict:
+    """Notebook 01's parameters by name (:data:`DP_PARAMETERS`), with the grouped ones (:data:`DP_GROUPS`) filled:
+    a partial ``DATA`` or ``TIMING`` keeps the defaults of the keys it leaves out, so ``-p DATA '{n_tweets: 500}'``
+    changes one value. Unknown keys, and grouped values out of their range, raise
+    :class:`~workbench.validation.InvalidParameterError` naming the parameter and what it accepts. The result is what
+    the run record keeps.
+
+    Examples
+    --------
+    >>> p = dp_study_parameters({"DATA": {"n_tweets": 500}, "TIMING": None, "EPOCHS": 3})
+    >>> p["DATA"], p["TIMING"]["samples"], p["EPOCHS"]
+    ({'n_tweets': 500, 'n_token_tweets': 20000, 'max_len': 32, 'max_vocab': 5000}, 1024, 3)
+    >>> dp_study_parameters({"TIMING": {"sample": 64}})
+    Traceback (most recent call last):
+    ...
+    workbench.validation.InvalidParameterError: The 'TIMING' parameter of notebook 01_dp_vs_non_dp must be a dict with keys among ['engines', 'models', 'samples']. Got {'sample': 64} instead.
+    >>> dp_study_parameters({"DATA": {"n_tweets": 5}})
+    Traceback (most recent call last):
+    ...
+    workbench.validation.InvalidParameterError: The "DATA['n_tweets']" parameter of notebook 01_dp_vs_non_dp must be an int in [10, 38158]. Got 5 instead.
+    """
+    from workbench.validation import fill_group
+
+    owner = "notebook 01_dp_vs_non_dp"
+    out = dict(parameters)
+    for group, constraints in _group_constraints().items():
+        values = fill_group(out.get(group), DP_GROUPS[group], name=group, owner=owner)
+        for key, constraint in constraints.items():
+            checked = check(values[key], constraint, name=f"{group}[{key!r}]", owner=owner)
+            values[key] = list(checked) if isinstance(checked, tuple) else checked
+        out[group] = values
+    return out
 
 SWEEP_COLUMNS = ["model", "epsilon_target", "epsilon", "noise_multiplier", "val_accuracy", "val_loss", "seconds_per_epoch",
                  "resumed"]
