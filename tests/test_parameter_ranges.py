@@ -122,6 +122,7 @@ def test_malformed_notebook_metadata_is_named(ranges, smoke, match):
 #: -p keeps these for the keys it leaves out, so they must be the values the parameters cell shows.
 GROUPS = {
     "01_dp_vs_non_dp": ("workbench.privacy.studies", "DP_GROUPS"),
+    "02_privacy_attacks": ("workbench.privacy.studies", "ATTACK_GROUPS"),
 }
 
 

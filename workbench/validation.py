@@ -65,6 +65,7 @@ __all__ = [
     "check",
     "check_fields",
     "fill_group",
+    "fill_groups",
 ]
 
 
@@ -403,3 +404,31 @@ def fill_group(value, defaults: Mapping[str, Any], *, name: str, owner: str) -> 
     import copy
 
     return {key: copy.deepcopy(value.get(key, default)) for key, default in defaults.items()}
+
+
+def fill_groups(parameters: Mapping[str, Any], groups: Mapping[str, Mapping[str, Any]], *, owner: str,
+                constraints: Mapping[str, Mapping[str, Any]] | None = None) -> dict:
+    """A notebook's parameters by name with every grouped one (a name in ``groups``) filled by :func:`fill_group`
+    (missing or ``None``: all defaults) and, where ``constraints[group][key]`` names a constraint (or a tuple of
+    them, any may match), its value checked by :func:`check` as the parameter ``GROUP['key']``. Sequences come back
+    as lists, so the result can go into a run record as it is.
+
+    Examples
+    --------
+    >>> groups = {"TRAINING": {"epochs": 3, "lr": 0.01}}
+    >>> fill_groups({"SEED": 0, "TRAINING": {"lr": 0.1}}, groups, owner="notebook 99_demo")
+    {'SEED': 0, 'TRAINING': {'epochs': 3, 'lr': 0.1}}
+    >>> fill_groups({"TRAINING": {"epochs": 0}}, groups, owner="notebook 99_demo",
+    ...             constraints={"TRAINING": {"epochs": Interval(int, 1, None)}})
+    Traceback (most recent call last):
+    ...
+    workbench.validation.InvalidParameterError: The "TRAINING['epochs']" parameter of notebook 99_demo must be an int >= 1. Got 0 instead.
+    """
+    out = dict(parameters)
+    for group, defaults in groups.items():
+        values = fill_group(out.get(group), defaults, name=group, owner=owner)
+        for key, spec in ((constraints or {}).get(group) or {}).items():
+            checked = check(values[key], *(spec if isinstance(spec, tuple) else (spec,)), name=f"{group}[{key!r}]", owner=owner)
+            values[key] = list(checked) if isinstance(checked, tuple) else checked
+        out[group] = values
+    return out

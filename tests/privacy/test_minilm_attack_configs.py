@@ -5,10 +5,10 @@ import pytest
 from workbench.privacy import studies as S
 from workbench.validation import InvalidParameterError
 
-CORE = dict(N_POOL=200, K_SHADOWS=2, MIA_EPOCHS=3, MIA_BATCH=32, EPSILONS=[4.0], DELTA=1e-5, N_AUDIT_CANARIES=100,
-            SHADOW_COUNTS=[2, 4], N_TRANSFORMER_TEXTS=40, TRANSFORMER_EPOCHS=1, N_CANARY_TWEETS=200, REPETITIONS=[1, 8],
-            N_DIGITS=3, CANARY_EPOCHS=2, CANARY_DP_EPSILON=1.0, DROPOUT=0.5, EXTRACTION_STEPS=21, EXTRACTION_RESTARTS=3,
-            EXTRAPOLATION_SAMPLES=200)
+CORE = dict(N_POOL=200, K_SHADOWS=2, EPSILONS=[4.0], DELTA=1e-5, N_AUDIT_CANARIES=100, SHADOW_COUNTS=[2, 4],
+            TRAINING=dict(mia_epochs=3, mia_batch=32, n_transformer_texts=40, transformer_epochs=1), REPETITIONS=[1, 8],
+            N_DIGITS=3, CANARY=dict(n_tweets=200, epochs=2, dp_epsilon=1.0, dropout=0.5, extraction_steps=21,
+                                    extraction_restarts=3, extrapolation_samples=200))
 MINILM = dict(MINILM_SHADOW_COUNTS=[2, 4], MINILM_EPOCHS=2, MINILM_CANARY_EPSILONS=[1.0, 8.0])
 
 

@@ -17,10 +17,10 @@ from workbench.validation import InvalidParameterError
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 NOTEBOOKS = Path(__file__).parents[2] / "notebooks"
-SMOKE_02 = dict(N_POOL=200, K_SHADOWS=2, MIA_EPOCHS=3, MIA_BATCH=32, EPSILONS=[4.0], DELTA=1e-5, N_AUDIT_CANARIES=100,
-                SHADOW_COUNTS=[2, 4], N_TRANSFORMER_TEXTS=40, TRANSFORMER_EPOCHS=1, N_CANARY_TWEETS=200, REPETITIONS=[1, 8],
-                N_DIGITS=3, CANARY_EPOCHS=2, CANARY_DP_EPSILON=1.0, DROPOUT=0.5, EXTRACTION_STEPS=20, EXTRACTION_RESTARTS=2,
-                EXTRAPOLATION_SAMPLES=200)
+SMOKE_02 = dict(N_POOL=200, K_SHADOWS=2, EPSILONS=[4.0], DELTA=1e-5, N_AUDIT_CANARIES=100, SHADOW_COUNTS=[2, 4],
+                TRAINING=dict(mia_epochs=3, mia_batch=32, n_transformer_texts=40, transformer_epochs=1), REPETITIONS=[1, 8],
+                N_DIGITS=3, CANARY=dict(n_tweets=200, epochs=2, dp_epsilon=1.0, dropout=0.5, extraction_steps=20,
+                                        extraction_restarts=2, extrapolation_samples=200))
 
 
 def _parameter_names(stem):
@@ -61,12 +61,29 @@ def test_attack_study_configs_are_the_former_notebook_configs():
 
 
 def test_attack_study_configs_reject_missing_unknown_and_bad_values():
-    with pytest.raises(InvalidParameterError, match=r"Missing \['DROPOUT'\], unknown \['N_POLL'\]"):
-        S.attack_study_configs({**{k: v for k, v in SMOKE_02.items() if k != "DROPOUT"}, "N_POLL": 3})
+    with pytest.raises(InvalidParameterError, match=r"Missing \['N_DIGITS'\], unknown \['N_POLL'\]"):
+        S.attack_study_configs({**{k: v for k, v in SMOKE_02.items() if k != "N_DIGITS"}, "N_POLL": 3})
     with pytest.raises(InvalidParameterError, match="must be a mapping"):
         S.attack_study_configs([("N_POOL", 200)])
     with pytest.raises(InvalidParameterError, match="'k_shadows' parameter of MembershipStudyConfig"):
         S.attack_study_configs({**SMOKE_02, "K_SHADOWS": 0})
+    with pytest.raises(InvalidParameterError, match=re.escape("The 'CANARY' parameter of notebook 02_privacy_attacks must be a "
+                                                              "dict with keys among ['dp_epsilon', 'dropout', 'epochs',")):
+        S.attack_study_configs({**SMOKE_02, "CANARY": {"dropout_rate": 0.1}})
+    with pytest.raises(InvalidParameterError, match=re.escape("The \"TRAINING['mia_epochs']\" parameter of notebook "
+                                                              "02_privacy_attacks must be an int >= 1. Got 0 instead.")):
+        S.attack_study_configs({**SMOKE_02, "TRAINING": {"mia_epochs": 0}})
+
+
+def test_attack_study_configs_fill_partial_groups_with_the_defaults():
+    without_training = {k: v for k, v in SMOKE_02.items() if k != "TRAINING"}   # a group left out keeps every default
+    c = S.attack_study_configs({**without_training, "CANARY": {"epochs": 2}}, seed=3)
+    t, k = S.ATTACK_GROUPS["TRAINING"], S.ATTACK_GROUPS["CANARY"]
+    assert (c.membership.epochs, c.membership.batch_size, c.transformer.n_canaries) == (t["mia_epochs"], t["mia_batch"],
+                                                                                          t["n_transformer_texts"] // 2)
+    assert (c.canary.epochs, c.canary.dropout, c.canary.extraction_steps) == (2, k["dropout"], k["extraction_steps"])
+    filled = S.attack_study_parameters({"CANARY": {"epochs": 2}})
+    assert filled["CANARY"] == {**k, "epochs": 2} and filled["TRAINING"] == t
 
 
 @pytest.fixture(scope="module")

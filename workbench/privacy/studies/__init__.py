@@ -13,7 +13,7 @@ Notebook 02 (practical privacy)
     models of fine-tuned MiniLM, on hidden states cached once) ; :func:`canary_study` (secrets inserted into tweets, four
     training variants, exposure and extraction) ; :func:`transformer_canary_study` (canary extraction from fine-tuned
     MiniLM, against repetitions and epsilon) ; :func:`attack_study_configs` (the five configs from the notebook's
-    parameters) ; :func:`attack_study_record` (the run record's config, metrics, timings
+    parameters, grouped ones filled by :func:`attack_study_parameters`) ; :func:`attack_study_record` (the run record's config, metrics, timings
     and tables, with :func:`membership_metrics` and :func:`canary_metrics`).
 Notebook 01 (DP vs non-DP)
     :func:`dp_study_parameters` (the parameters, grouped ones filled) ; :func:`load_dp_tasks` (the tweet tasks the models need) -> :func:`schedule_table` (noise per target epsilon) ;
@@ -29,7 +29,8 @@ its random numbers in a fixed order, so the same arguments give the same numbers
 from __future__ import annotations
 
 from ._labels import NON_DP, metric_label
-from .attack_configs import ATTACK_PARAMETERS, MINILM_ATTACK_PARAMETERS, AttackStudyConfigs, attack_study_configs
+from .attack_configs import (ATTACK_GROUP_CHECKS, ATTACK_GROUPS, ATTACK_PARAMETERS, MINILM_ATTACK_PARAMETERS, AttackStudyConfigs,
+                             attack_study_configs, attack_study_parameters)
 from .auditing import AuditStudy, AuditStudyConfig, audit_metrics, audit_vs_promise, one_run_audit_study
 from .dp_study import (DP_GROUPS, DP_PARAMETERS, SWEEP_COLUMNS, accounting_curves, clip_noise_grid, dp_study_parameters,
                        dp_study_record, gradient_norms, load_dp_tasks, norm_summary, schedule_table, utility_sweep)
@@ -60,6 +61,9 @@ __all__ = [
     "schedule_table",
     "utility_sweep",
     "ATTACK_PARAMETERS",
+    "ATTACK_GROUPS",
+    "ATTACK_GROUP_CHECKS",
+    "attack_study_parameters",
     "AttackStudyConfigs",
     "attack_study_configs",
     "NON_DP",

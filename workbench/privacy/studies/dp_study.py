@@ -66,17 +66,10 @@ def dp_study_parameters(parameters: Mapping[str, Any]) -> dict:
     ...
     workbench.validation.InvalidParameterError: The "DATA['n_tweets']" parameter of notebook 01_dp_vs_non_dp must be an int in [10, 38158]. Got 5 instead.
     """
-    from workbench.validation import fill_group
+    from workbench.validation import fill_groups
 
-    owner = "notebook 01_dp_vs_non_dp"
-    out = dict(parameters)
-    for group, constraints in _group_constraints().items():
-        values = fill_group(out.get(group), DP_GROUPS[group], name=group, owner=owner)
-        for key, constraint in constraints.items():
-            checked = check(values[key], constraint, name=f"{group}[{key!r}]", owner=owner)
-            values[key] = list(checked) if isinstance(checked, tuple) else checked
-        out[group] = values
-    return out
+    return fill_groups(parameters, DP_GROUPS, owner="notebook 01_dp_vs_non_dp", constraints=_group_constraints())
+
 
 SWEEP_COLUMNS = ["model", "epsilon_target", "epsilon", "noise_multiplier", "val_accuracy", "val_loss", "seconds_per_epoch",
                  "resumed"]
