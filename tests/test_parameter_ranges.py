@@ -123,6 +123,7 @@ def test_malformed_notebook_metadata_is_named(ranges, smoke, match):
 GROUPS = {
     "01_dp_vs_non_dp": ("workbench.privacy.studies", "DP_GROUPS"),
     "02_privacy_attacks": ("workbench.privacy.studies", "ATTACK_GROUPS"),
+    "04_intrinsic_bias_ceat": ("workbench.fairness.studies", "INTRINSIC_GROUPS"),
 }
 
 

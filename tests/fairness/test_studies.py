@@ -48,6 +48,22 @@ def test_intrinsic_config_validation():
         cfg.layers("bert")
 
 
+def test_intrinsic_study_config_fills_partial_groups_and_refuses_unknown_keys():
+    from workbench.fairness.studies import INTRINSIC_GROUPS, intrinsic_study_config
+
+    cfg = intrinsic_study_config(encoders=["minilm"], contexts={"max_corpus_contexts": np.int64(5)}, statistics=None)
+    defaults = IntrinsicStudyConfig()
+    assert (cfg.encoders, cfg.max_corpus_contexts) == (("minilm",), 5)
+    assert (cfg.max_chars, cfg.n_templates, cfg.min_contexts, cfg.variance, cfg.n_permutations) == (
+        defaults.max_chars, defaults.n_templates, defaults.min_contexts, defaults.variance, defaults.n_permutations)
+    assert set(INTRINSIC_GROUPS["CONTEXTS"]) | set(INTRINSIC_GROUPS["STATISTICS"]) < {f for f in IntrinsicStudyConfig.__dataclass_fields__}
+    with pytest.raises(InvalidParameterError, match=r"'STATISTICS' parameter of notebook 04_intrinsic_bias_ceat must be a dict "
+                                                    r"with keys among \['n_permutations', 'variance'\]"):
+        intrinsic_study_config(statistics={"permutations": 10})
+    with pytest.raises(InvalidParameterError, match="'variance' parameter of IntrinsicStudyConfig must be one of"):
+        intrinsic_study_config(statistics={"variance": "hedges"})
+
+
 # ------------------------------------------------------------------------------------------------ notebook 05
 @pytest.fixture(scope="module")
 def ext_data():

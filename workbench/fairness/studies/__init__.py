@@ -4,7 +4,8 @@ data (tidy tables), shaped like :mod:`workbench.privacy.studies`.
 Notebook 04 (intrinsic bias: WEAT, SEAT, CEAT)
     :class:`IntrinsicStudyConfig` -> :func:`gather_contexts` (sentences per word) -> :func:`baseline_tests` (static
     WEAT, SEAT) -> :func:`ceat_by_layer` (every test x encoder x layer) -> :func:`samples_study` (precision vs N) ->
-    :func:`literature_comparison` / :func:`sign_agreement` -> :func:`intrinsic_study_record`.
+    :func:`literature_comparison` / :func:`sign_agreement` -> :func:`intrinsic_study_record`; :func:`intrinsic_study_config`
+    builds the config from the notebook's parameters (grouped ones: :data:`INTRINSIC_GROUPS`).
 Notebook 05 (extrinsic bias)
     :class:`ExtrinsicStudyConfig` -> :func:`prepare_extrinsic_data` (tweets, CDA copies, evaluation corpus) ->
     :func:`encode_extrinsic_features` (MiniLM, every layer, cached) -> :func:`intrinsic_by_layer` (WEAT d) ->
@@ -21,14 +22,16 @@ from ._common import config_parameters, word_sets_table
 from .extrinsic import (VARIANTS, ExtrinsicData, ExtrinsicStudyConfig, TextFeatures, audit_layers, encode_extrinsic_features,
                         extrinsic_study_metrics, extrinsic_study_record, intrinsic_by_layer, intrinsic_vs_extrinsic,
                         prepare_extrinsic_data)
-from .intrinsic import (CALISKAN_2017_GLOVE, ENCODER_DEPTH, CeatStudy, ContextSearch, IntrinsicStudyConfig, baseline_tests,
-                        ceat_by_layer, gather_contexts, intrinsic_study_metrics, intrinsic_study_record, literature_comparison,
-                        samples_study, sign_agreement, test_words)
+from .intrinsic import (CALISKAN_2017_GLOVE, ENCODER_DEPTH, INTRINSIC_GROUPS, CeatStudy, ContextSearch, IntrinsicStudyConfig,
+                        baseline_tests, ceat_by_layer, gather_contexts, intrinsic_study_config, intrinsic_study_metrics,
+                        intrinsic_study_record, literature_comparison, samples_study, sign_agreement, test_words)
 
 __all__ = [
     "config_parameters",
     "word_sets_table",
     "IntrinsicStudyConfig",
+    "INTRINSIC_GROUPS",
+    "intrinsic_study_config",
     "ContextSearch",
     "CeatStudy",
     "CALISKAN_2017_GLOVE",

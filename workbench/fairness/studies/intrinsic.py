@@ -13,12 +13,14 @@ import numpy as np
 import pandas as pd
 
 from workbench.results import metric_key
-from workbench.validation import Boolean, InstanceOf, Interval, Options, Seq, check, check_fields
+from workbench.validation import Boolean, InstanceOf, Interval, Options, Seq, check, check_fields, fill_group
 
 from ._common import config_parameters
 
 __all__ = [
     "IntrinsicStudyConfig",
+    "INTRINSIC_GROUPS",
+    "intrinsic_study_config",
     "ContextSearch",
     "CeatStudy",
     "CALISKAN_2017_GLOVE",
@@ -139,6 +141,36 @@ def test_words(tests) -> list:
 
 test_words.__test__ = False  # not a pytest test despite its name
 
+
+
+#: Notebook 04's grouped parameters (dict literals), each key an :class:`IntrinsicStudyConfig` field with its default;
+#: see :func:`intrinsic_study_config`.
+INTRINSIC_GROUPS = {
+    "CONTEXTS": {name: IntrinsicStudyConfig.__dataclass_fields__[name].default
+                 for name in ("max_corpus_contexts", "max_chars", "n_templates", "min_contexts")},
+    "STATISTICS": {name: IntrinsicStudyConfig.__dataclass_fields__[name].default for name in ("variance", "n_permutations")},
+}
+
+
+def intrinsic_study_config(*, contexts: dict | None = None, statistics: dict | None = None, **fields) -> IntrinsicStudyConfig:
+    """An :class:`IntrinsicStudyConfig` from notebook 04's parameters: plain ``fields`` plus the grouped dicts
+    ``CONTEXTS`` and ``STATISTICS`` (:data:`INTRINSIC_GROUPS`), each of which may hold only *some* of its keys (the
+    rest keep their defaults), so ``CONTEXTS = {"max_corpus_contexts": 5}`` changes one value. Unknown keys are an
+    error naming the parameter and the accepted keys; the values are checked by the config.
+
+    Examples
+    --------
+    >>> cfg = intrinsic_study_config(encoders=["minilm"], contexts={"max_chars": 80}, statistics={"variance": "cohen"})
+    >>> cfg.max_chars, cfg.max_corpus_contexts, cfg.variance, cfg.n_permutations
+    (80, 2, 'cohen', 10000)
+    >>> intrinsic_study_config(contexts={"max_per_word": 3})
+    Traceback (most recent call last):
+    ...
+    workbench.validation.InvalidParameterError: The 'CONTEXTS' parameter of notebook 04_intrinsic_bias_ceat must be a dict with keys among ['max_chars', 'max_corpus_contexts', 'min_contexts', 'n_templates']. Got {'max_per_word': 3} instead.
+    """
+    for name, given in {"CONTEXTS": contexts, "STATISTICS": statistics}.items():
+        fields.update(fill_group(given, INTRINSIC_GROUPS[name], name=name, owner="notebook 04_intrinsic_bias_ceat"))
+    return IntrinsicStudyConfig(**fields)
 
 @dataclass
 class ContextSearch:
