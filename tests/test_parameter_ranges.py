@@ -124,6 +124,7 @@ GROUPS = {
     "01_dp_vs_non_dp": ("workbench.privacy.studies", "DP_GROUPS"),
     "02_privacy_attacks": ("workbench.privacy.studies", "ATTACK_GROUPS"),
     "04_intrinsic_bias_ceat": ("workbench.fairness.studies", "INTRINSIC_GROUPS"),
+    "06_model_update_flips": ("workbench.compatibility.studies", "FLIP_GROUPS"),
 }
 
 

@@ -143,6 +143,22 @@ def test_bct_study_matches_its_parts(bstudy, bct_data):
     assert bstudy.gains("map")["BCT"]["new_old"] == row.loc[("BCT", "old"), "map"]
 
 
+def test_flip_study_config_fills_a_partial_tradeoff_and_refuses_unknown_keys():
+    from workbench.compatibility.studies import FLIP_GROUPS, flip_study_config
+
+    cfg = flip_study_config(dataset="digits", n_train=100, n_test=100, beta=2.0, tradeoff={"betas": [0, 5]})
+    defaults = FlipStudyConfig()
+    assert (cfg.beta, cfg.tradeoff_betas) == (2.0, (0.0, 5.0))
+    assert (cfg.tradeoff_alpha, cfg.tradeoff_temperatures, cfg.tradeoff_kd_alphas) == (
+        defaults.tradeoff_alpha, defaults.tradeoff_temperatures, defaults.tradeoff_kd_alphas)
+    assert flip_study_config() == defaults and set(FLIP_GROUPS) == {"TRADEOFF"}
+    with pytest.raises(InvalidParameterError, match=r"'TRADEOFF' parameter of notebook 06_model_update_flips must be a dict with "
+                                                    r"keys among \['alpha', 'betas', 'kd_alphas', 'temperatures'\]"):
+        flip_study_config(tradeoff={"alphas": [1.0]})
+    with pytest.raises(InvalidParameterError, match="'tradeoff_temperatures' parameter of FlipStudyConfig"):
+        flip_study_config(tradeoff={"temperatures": [0.0]})
+
+
 def test_lambda_sweep_reuses_the_study_model(bstudy, bct_data):
     sweep = lambda_sweep(bct_data, bstudy)
     assert sweep["lambda"].tolist() == [1.0, 3.0]

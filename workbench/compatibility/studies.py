@@ -13,7 +13,9 @@ Notebook 07 (backward-compatible embeddings)
 
 Every function is seeded through its config (``seed``), so the same config gives the same numbers. The config
 fields are the notebooks' parameters in lower case; :func:`flip_study_record` / :func:`bct_study_record` write
-them back under the notebook's names.
+them back under the notebook's names. Rarely changed parameters are grouped in dict literals in the notebook
+(:data:`FLIP_GROUPS`); :func:`flip_study_config` builds the config from them, filling the keys a partial dict leaves
+out with the defaults.
 """
 from __future__ import annotations
 
@@ -24,11 +26,13 @@ import numpy as np
 import pandas as pd
 
 from ..results import metric_key
-from ..validation import Because, Boolean, InstanceOf, Interval, Options, Seq, check, check_fields
+from ..validation import Because, Boolean, InstanceOf, Interval, Options, Seq, check, check_fields, fill_group
 from .data import DATASETS, ImageSplit, load_image_split
 
 __all__ = [
     "FlipStudyConfig",
+    "FLIP_GROUPS",
+    "flip_study_config",
     "FlipStudy",
     "FlipBreakdown",
     "flip_study",
@@ -188,6 +192,36 @@ class FlipStudyConfig:
         """The train/test split of :attr:`dataset` (:func:`~workbench.compatibility.data.load_image_split`)."""
         return load_image_split(self.dataset, n_train=self.n_train, n_test=self.n_test, seed=self.seed)
 
+
+
+def _listed(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+#: Notebook 06's grouped parameter ``TRADEOFF`` (a dict literal): its keys are the :class:`FlipStudyConfig` fields
+#: ``tradeoff_<key>``, with their defaults; see :func:`flip_study_config`.
+FLIP_GROUPS = {"TRADEOFF": {key: _listed(FlipStudyConfig.__dataclass_fields__[f"tradeoff_{key}"].default)
+                            for key in ("alpha", "betas", "temperatures", "kd_alphas")}}
+
+
+def flip_study_config(*, tradeoff: dict | None = None, **fields) -> FlipStudyConfig:
+    """A :class:`FlipStudyConfig` from notebook 06's parameters: plain ``fields`` plus the grouped dict ``TRADEOFF``
+    (:data:`FLIP_GROUPS`: ``alpha``, ``betas``, ``temperatures``, ``kd_alphas`` of :func:`tradeoff_study`), which may
+    hold only *some* of its keys (the rest keep their defaults), so ``TRADEOFF = {"betas": [0, 5]}`` changes one
+    value. Unknown keys are an error naming the parameter and the accepted keys; the values are checked by the config.
+
+    Examples
+    --------
+    >>> cfg = flip_study_config(beta=2.0, tradeoff={"kd_alphas": []})
+    >>> cfg.tradeoff_kd_alphas, cfg.tradeoff_betas
+    ((), (0.0, 1.0, 5.0, 20.0))
+    >>> flip_study_config(tradeoff={"beta": [1.0]})
+    Traceback (most recent call last):
+    ...
+    workbench.validation.InvalidParameterError: The 'TRADEOFF' parameter of notebook 06_model_update_flips must be a dict with keys among ['alpha', 'betas', 'kd_alphas', 'temperatures']. Got {'beta': [1.0]} instead.
+    """
+    given = fill_group(tradeoff, FLIP_GROUPS["TRADEOFF"], name="TRADEOFF", owner="notebook 06_model_update_flips")
+    return FlipStudyConfig(**fields, **{f"tradeoff_{key}": value for key, value in given.items()})
 
 @dataclass
 class FlipStudy:
