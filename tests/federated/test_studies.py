@@ -112,3 +112,87 @@ def test_partition_and_privacy_studies(tiny):
     assert s.loc["activity", "heavy_users_epsilon_median"] > s.loc["uniform", "heavy_users_epsilon_median"]
     assert s.loc["activity", "light_users_epsilon_median"] < s.loc["uniform", "light_users_epsilon_median"]
     assert set(clients.columns) >= {"strategy", "n_train", "group", "sample_rate", "epsilon"}
+
+
+def test_with_partition_deals_every_training_sample_once_and_keeps_the_pooled_test_set(tiny):
+    from workbench.federated.partition import quantity_partition
+
+    _, data = tiny
+    part = quantity_partition(data.train.n_samples, n_clients=7, alpha=0.5, seed=0)
+    d = S.with_partition(data, part, name="quantity", seed=0)
+    assert d.n_clients == d.test.n_clients == 7 and d.train.sizes.tolist() == part.sizes.tolist()
+    assert sorted(d.train.indices.tolist()) == sorted(data.train.indices.tolist())  # same samples, other devices
+    assert sorted(d.test_indices().tolist()) == sorted(data.test_indices().tolist())
+    assert d.test.sizes.max() - d.test.sizes.min() <= 1
+    with pytest.raises(ValueError, match="must deal each of the .* training samples once"):
+        S.with_partition(data, quantity_partition(5, n_clients=2, alpha=1.0), name="x")
+
+
+def test_partition_seed_study_reuses_the_natural_rows_and_records_each_partition(tiny):
+    from dataclasses import replace
+
+    cfg, data = tiny
+    cfg = replace(cfg, n_clients=8)
+    natural = S.seed_study(data, cfg, seeds=[0, 1], settings=("static",), progress=False)
+    table = S.partition_seed_study(data, cfg, seeds=[0, 1], partitions=["dirichlet", "quantity"], natural=natural,
+                                   min_partition_size=3, progress=False)
+    assert sorted(set(table["setting"])) == ["dirichlet", "natural", "quantity"] and len(table) == 12
+    nat = table[table.setting == "natural"].sort_values(["strategy", "seed"])[cfg.metric].to_numpy()
+    assert np.array_equal(nat, natural.sort_values(["strategy", "seed"])[cfg.metric].to_numpy())
+    # a partition's run is the simulator on the repartitioned devices, nothing else
+    from workbench.federated.simulation import run_fedavg
+    from workbench.federated.tasks import make_model_fn
+
+    made = S.fednlp_partitions(data, n_clients=8, min_partition_size=3, seed=cfg.seed, topics=False)
+    devices = S.with_partition(data, made["quantity, min size 3"], name="quantity", seed=cfg.seed)
+    direct = run_fedavg(devices, model_fn=make_model_fn(data), config=cfg.fed_config("activity", seed=1), progress=False,
+                        simulator=cfg.simulator)
+    row = table[(table.setting == "quantity") & (table.strategy == "activity") & (table.seed == 1)].iloc[0]
+    assert row[cfg.metric] == pytest.approx(direct.final[cfg.metric], rel=1e-6)
+    intervals = S.seed_intervals(table, metric=cfg.metric)
+    study = S.selection_study(data, cfg, progress=False, settings=("static",))
+    record = S.study_record(cfg, data=data, central=S.centralized_baseline(data, cfg), study=study,
+                            partition_seeds=table, partition_intervals=intervals)
+    flat = _flat_metrics(record["metrics"])
+    assert {"partition_seeds/quantity/activity/difference", "partition_seeds/natural/uniform/mean"} <= set(flat)
+    assert "partition_intervals" in record["tables"]
+
+
+@pytest.mark.slow
+def test_partition_seed_study_trains_on_topic_devices(tiny):
+    """The k-means topic devices of the speeches' MiniLM features, trained on: every device holds data."""
+    from dataclasses import replace
+
+    cfg, data = tiny
+    cfg = replace(cfg, n_clients=8)
+    table = S.partition_seed_study(data, cfg, seeds=[0, 1], partitions=["topics"], min_partition_size=3, progress=False)
+    assert set(table["setting"]) == {"natural", "topics"} and table[cfg.metric].notna().all()
+    topics = S.fednlp_partitions(data, n_clients=8, min_partition_size=3, seed=cfg.seed)["k-means topics, min size 3"]
+    assert topics.sizes.min() >= 3 and topics.n_samples == data.train.n_samples
+
+
+def test_seed_intervals_can_compare_settings_paired_by_strategy_and_seed():
+    t = pd.DataFrame({"setting": ["static"] * 4 + ["shuffled_iid"] * 4, "strategy": ["uniform", "uniform", "activity", "activity"] * 2,
+                      "seed": [0, 1] * 4, "m": [1.0, 2.0, 1.0, 1.5, 1.5, 2.4, 1.0, 1.6]})
+    out = S.seed_intervals(t, metric="m", baseline="static", compare="setting").set_index(["setting", "strategy"])
+    assert out.loc[("shuffled_iid", "uniform"), "difference"] == pytest.approx(0.45)  # (0.5 + 0.4) / 2
+    assert out.loc[("shuffled_iid", "activity"), "difference"] == pytest.approx(0.05)
+    assert out.loc[("static", "activity"), "difference"] == 0.0 and not out.loc[("static", "uniform"), "survives"]
+    with pytest.raises(ValueError, match="'compare' parameter of seed_intervals must be one of"):
+        S.seed_intervals(t, metric="m", compare="seed")
+
+
+def test_seed_study_repeats_the_shuffled_control_on_the_same_shuffle(tiny):
+    from workbench.federated.simulation import run_fedavg
+    from workbench.federated.tasks import make_model_fn
+
+    cfg, data = tiny
+    study = S.selection_study(data, cfg, progress=False, settings=("shuffled_iid",))
+    seeds = S.seed_study(data, cfg, seeds=[0, 1], settings=("shuffled_iid",), reuse=study, progress=False)
+    assert len(seeds) == 4 and set(seeds["setting"]) == {"shuffled_iid"}
+    row = seeds[(seeds.strategy == "uniform") & (seeds.seed == 1)].iloc[0]
+    direct = run_fedavg(study.iid_data, model_fn=make_model_fn(data), config=cfg.fed_config("uniform", seed=1),
+                        progress=False, simulator=cfg.simulator)
+    assert row[cfg.metric] == pytest.approx(direct.final[cfg.metric], rel=1e-6)
+    fresh = S.seed_study(data, cfg, seeds=[0, 1], settings=("shuffled_iid",), strategies=["uniform"], progress=False)
+    assert fresh[cfg.metric].tolist() == pytest.approx(seeds[seeds.strategy == "uniform"][cfg.metric].tolist(), rel=1e-6)

@@ -5,7 +5,8 @@ record builder.
 :func:`load_study_data` -> :func:`centralized_baseline` ; :func:`selection_study` (every strategy in the static
 and continual settings, and the natural-vs-shuffled control) ; :func:`fairness_table` (light vs heavy users) ;
 :func:`seed_study` + :func:`seed_intervals` (the comparisons over several seeds with 95% intervals) ;
-:func:`partition_study` (FedNLP's partitions side by side) ; :func:`client_privacy_study` (DP-FedAvg's
+:func:`partition_study` (FedNLP's partitions side by side) ; :func:`partition_seed_study` (does the ranking
+hold on those partitions, over seeds) ; :func:`client_privacy_study` (DP-FedAvg's
 per-client epsilon under each selection strategy, and the utility it buys) ; :func:`study_record` (the run
 record's metrics and tables).
 
@@ -26,8 +27,8 @@ import pandas as pd
 
 from workbench.validation import Boolean, Interval, Options, Seq, check, check_fields
 
-from .partition import (dirichlet_partition, iid_partition, kmeans_partition, partition_stats, quantity_partition,
-                        shuffled_like)
+from .partition import (Partition, dirichlet_partition, iid_partition, kmeans_partition, partition_stats,
+                        quantity_partition, shuffled_like)
 from .privacy import inclusion_probabilities, per_client_epsilon
 from .selection import STRATEGIES
 from .batched import BatchedSimulator
@@ -36,7 +37,8 @@ from .strategies import SERVER_STRATEGIES
 from .users import activity_groups
 
 __all__ = ["FedStudyConfig", "FedStudy", "study_config", "GROUPS", "ENGINES", "load_study_data", "data_summary", "first_draw_table", "centralized_baseline", "selection_study", "fairness_table",
-           "seed_study", "seed_intervals", "study_finding", "metric_key_of", "partition_study", "client_privacy_study", "study_record", "SETTINGS"]
+           "seed_study", "seed_intervals", "study_finding", "metric_key_of", "fednlp_partitions", "partition_study", "with_partition",
+           "SEED_PARTITIONS", "partition_seed_study", "client_privacy_study", "study_record", "SETTINGS"]
 
 #: Simulators by name: ``batched`` trains a round's devices together (equal to ``per_device`` within float
 #: rounding, :mod:`~workbench.federated.batched`), ``per_device`` is the plain loop.
@@ -250,8 +252,7 @@ def selection_study(data: FederatedData, config: FedStudyConfig, *, model_fn=Non
     from .tasks import make_model_fn
 
     model_fn = model_fn or make_model_fn(data)
-    iid_data = FederatedData(data.X, data.y, train=shuffled_like(data.train, seed=config.seed), test=data.test,
-                             n_classes=data.n_classes, task=data.task, name=data.name + "-shuffled")
+    iid_data = _shuffled(data, config)
     compare = [s for s in config.strategies if s in iid_strategies] or list(config.strategies[:1])
     jobs = [(setting, s) for setting in settings for s in (compare if setting == "shuffled_iid" else config.strategies)]
     runs: dict = {setting: {} for setting in settings}
@@ -261,6 +262,12 @@ def selection_study(data: FederatedData, config: FedStudyConfig, *, model_fn=Non
                                       progress=False, simulator=config.simulator)
     table = pd.DataFrame([_final_row(setting, s, r) for setting, by in runs.items() for s, r in by.items()])
     return FedStudy(runs, table, iid_data)
+
+
+def _shuffled(data: FederatedData, config: FedStudyConfig) -> FederatedData:
+    """``data``'s devices with the same sizes and the samples dealt at random (the IID control)."""
+    return FederatedData(data.X, data.y, train=shuffled_like(data.train, seed=config.seed), test=data.test,
+                         n_classes=data.n_classes, task=data.task, name=data.name + "-shuffled")
 
 
 def fairness_table(runs: dict) -> pd.DataFrame:
@@ -281,32 +288,40 @@ def _among(config: FedStudyConfig, wanted) -> list:
     return [s for s in wanted if s in config.strategies] or list(config.strategies[:1])
 
 
-def seed_study(data: FederatedData, config: FedStudyConfig, *, seeds, strategies=None,
-               settings=("static", "continual"), model_fn=None, progress: bool = True, reuse: FedStudy | None = None) -> pd.DataFrame:
-    """The strategy comparison repeated over ``seeds`` (model initialisation, selection and minibatch order).
+def seed_study(data: FederatedData, config: FedStudyConfig, *, seeds, strategies=None, settings=SETTINGS,
+               iid_strategies=("uniform", "activity"), model_fn=None, progress: bool = True,
+               reuse: FedStudy | None = None) -> pd.DataFrame:
+    """The comparisons of :func:`selection_study` repeated over ``seeds`` (model initialisation, selection and
+    minibatch order).
 
-    ``strategies`` default to uniform and activity (those of them in ``config.strategies``). ``reuse``: a
-    :func:`selection_study` at ``config.seed`` whose runs stand in for that seed (same numbers, not run
-    twice). Returns one row per (setting, strategy, seed) with the final metrics.
+    ``strategies`` default to all of ``config.strategies``; the ``shuffled_iid`` setting runs ``iid_strategies``
+    only (those among ``strategies``), on the shuffled devices of ``reuse`` (or made as :func:`selection_study`
+    makes them: the shuffle itself is fixed by ``config.seed``). ``reuse``: a :func:`selection_study` at
+    ``config.seed`` whose runs stand in for that seed (same numbers, not run twice). Returns one row per
+    (setting, strategy, seed) with the final metrics.
     """
     from tqdm.auto import tqdm
 
     from .tasks import make_model_fn
 
     seeds = check(list(seeds), Seq(Interval(int, None, None), min_len=2), name="seeds", owner="seed_study")
-    strategies = _among(config, ("uniform", "activity")) if strategies is None else list(strategies)
+    settings = check(list(settings), Seq(Options(SETTINGS), min_len=1), name="settings", owner="seed_study")
+    strategies = list(config.strategies) if strategies is None else list(strategies)
     model_fn = model_fn or make_model_fn(data)
     rows, jobs = [], []
     for setting in settings:
-        for s in strategies:
+        for s in ([s for s in strategies if s in iid_strategies] if setting == "shuffled_iid" else strategies):
             for seed in seeds:
                 if reuse is not None and seed == config.seed and s in reuse.runs.get(setting, {}):
                     rows.append(_final_row(setting, s, reuse.runs[setting][s], seed=seed))
                 else:
                     jobs.append((setting, s, seed))
+    devices = {"static": data, "continual": data}
+    if any(setting == "shuffled_iid" for setting, _, _ in jobs):
+        devices["shuffled_iid"] = reuse.iid_data if reuse is not None and reuse.iid_data is not None else _shuffled(data, config)
     for setting, s, seed in tqdm(jobs, desc="seed study", unit="run", disable=not progress):
         fed = config.fed_config(s, seed=seed, **(config.continual() if setting == "continual" else {}))
-        res = run_fedavg(data, model_fn=model_fn, config=fed, progress=False, simulator=config.simulator)
+        res = run_fedavg(devices[setting], model_fn=model_fn, config=fed, progress=False, simulator=config.simulator)
         rows.append(_final_row(setting, s, res, seed=seed))
     return pd.DataFrame(rows).sort_values(["setting", "strategy", "seed"]).reset_index(drop=True)
 
@@ -322,9 +337,13 @@ def _t_interval(x: np.ndarray, level: float = 0.95) -> tuple[float, float, float
     return mean, mean - half, mean + half
 
 
-def seed_intervals(table: pd.DataFrame, *, metric: str, baseline: str = "uniform", level: float = 0.95) -> pd.DataFrame:
+def seed_intervals(table: pd.DataFrame, *, metric: str, baseline: str = "uniform", compare: str = "strategy",
+                   level: float = 0.95) -> pd.DataFrame:
     """Mean and ``level`` t-interval of ``metric`` per (setting, strategy) over seeds, and of the paired
     difference to ``baseline`` (same seed, same setting); ``survives`` says whether that interval excludes 0.
+
+    ``compare="setting"`` compares settings instead: the difference of each setting to the setting ``baseline``
+    for the same strategy and seed (e.g. ``baseline="static"``: does shuffling the samples change the result?).
 
     Examples
     --------
@@ -334,13 +353,16 @@ def seed_intervals(table: pd.DataFrame, *, metric: str, baseline: str = "uniform
     [['activity', 3, 0.1, True], ['uniform', 3, 0.0, False]]
     """
     level = check(level, Interval(float, 0, 1, closed="neither"), name="level", owner="seed_intervals")
+    compare = check(compare, Options(("strategy", "setting")), name="compare", owner="seed_intervals")
+    within = "setting" if compare == "strategy" else "strategy"
     rows = []
     for (setting, strategy), g in table.groupby(["setting", "strategy"], sort=True):
         mean, lo, hi = _t_interval(g[metric], level)
         row = {"setting": setting, "strategy": strategy, "n_seeds": len(g), "mean": mean, "ci_low": lo, "ci_high": hi}
-        base = table[(table["setting"] == setting) & (table["strategy"] == baseline)].set_index("seed")[metric]
+        key = {"setting": setting, "strategy": strategy}
+        base = table[(table[within] == key[within]) & (table[compare] == baseline)].set_index("seed")[metric]
         paired = g.set_index("seed")[metric].sub(base).dropna()
-        if strategy != baseline and len(paired) >= 2:
+        if key[compare] != baseline and len(paired) >= 2:
             d, dlo, dhi = _t_interval(paired.to_numpy(), level)
             row.update({"difference": d, "difference_low": dlo, "difference_high": dhi, "survives": bool(dlo > 0 or dhi < 0)})
         else:
@@ -349,27 +371,26 @@ def seed_intervals(table: pd.DataFrame, *, metric: str, baseline: str = "uniform
     return pd.DataFrame(rows)
 
 
-def partition_study(data: FederatedData, *, n_clients: int, alpha: float = 0.1, min_partition_size: int = 10,
-                    seed: int = 0, topics: bool = True) -> tuple[pd.DataFrame, dict]:
-    """FedNLP's partitions of ``data``'s training samples side by side: IID, label-Dirichlet and quantity skew
-    (each without and with a minimum partition size) and, with ``topics``, k-means topic clusters (without and
-    with the minimum size) of MiniLM features: the tweets' own features, or for Shakespeare the features of the
-    speech each sample comes from (:func:`~workbench.federated.tasks.speech_features`, cached after the first
-    run; a speech's samples stay together).
+def fednlp_partitions(data: FederatedData, *, n_clients: int, alpha: float = 0.1, min_partition_size: int = 10,
+                      seed: int = 0, topics: bool = True) -> dict:
+    """FedNLP's partitions of ``data``'s training samples, by name: IID, label-Dirichlet and quantity skew (each
+    without and with a minimum partition size) and, with ``topics``, k-means topic clusters (without and with the
+    minimum size) of MiniLM features: the tweets' own features, or for Shakespeare the features of the speech each
+    sample comes from (:func:`~workbench.federated.tasks.speech_features`, cached after the first run; a speech's
+    samples stay together).
 
-    Returns the :func:`~workbench.federated.partition.partition_stats` table (one row per partition) and the
-    client sizes of each partition (for a figure).
+    Each :class:`~workbench.federated.partition.Partition` holds *positions* into the training samples
+    (``0 .. data.train.n_samples - 1``); :func:`with_partition` turns one into devices to train on.
     """
-    check(topics, Boolean(), name="topics", owner="partition_study")
-    ids = np.arange(data.train.n_samples) if data.train.indices is None else data.train.indices
-    labels = data.y[ids].numpy()
+    check(topics, Boolean(), name="topics", owner="fednlp_partitions")
+    labels = _train_labels(data)
     features, groups = None, None
     if topics and data.X.is_floating_point():
-        features = data.X[ids].numpy()
+        features = data.X[_train_ids(data)].numpy()
     elif topics and "speeches" in data.info:
         from .tasks import speech_features
 
-        features, groups = speech_features(data), np.asarray(data.info["speech"])[ids]
+        features, groups = speech_features(data), np.asarray(data.info["speech"])[_train_ids(data)]
     n = len(labels)
     parts = {
         "iid": iid_partition(n, n_clients=n_clients, seed=seed),
@@ -384,8 +405,114 @@ def partition_study(data: FederatedData, *, n_clients: int, alpha: float = 0.1, 
         parts["k-means topics"] = kmeans_partition(np.asarray(features), n_clients=n_clients, seed=seed, groups=groups)
         parts[f"k-means topics, min size {min_partition_size}"] = kmeans_partition(
             np.asarray(features), n_clients=n_clients, seed=seed, groups=groups, min_partition_size=min_partition_size)
+    return parts
+
+
+def _train_ids(data: FederatedData) -> np.ndarray:
+    return np.arange(data.train.n_samples) if data.train.indices is None else data.train.indices
+
+
+def _train_labels(data: FederatedData) -> np.ndarray:
+    return data.y[_train_ids(data)].numpy()
+
+
+def partition_study(data: FederatedData, *, n_clients: int, alpha: float = 0.1, min_partition_size: int = 10,
+                    seed: int = 0, topics: bool = True) -> tuple[pd.DataFrame, dict]:
+    """FedNLP's partitions of ``data``'s training samples side by side (:func:`fednlp_partitions`).
+
+    Returns the :func:`~workbench.federated.partition.partition_stats` table (one row per partition) and the
+    client sizes of each partition (for a figure).
+    """
+    parts = fednlp_partitions(data, n_clients=n_clients, alpha=alpha, min_partition_size=min_partition_size, seed=seed,
+                              topics=topics)
+    labels = _train_labels(data)
     table = pd.DataFrame([partition_stats(p, labels, name=name) for name, p in parts.items()])
     return table, {name: p.sizes for name, p in parts.items()}
+
+
+def with_partition(data: FederatedData, partition, *, name: str, seed: int = 0) -> FederatedData:
+    """``data`` with its training samples dealt to devices by ``partition`` (positions into the training samples,
+    as :func:`fednlp_partitions` gives) and its test samples dealt at random over the same devices.
+
+    The pooled test set, and so every ``test_*`` metric, is unchanged; only the devices differ.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from workbench.federated.partition import Partition
+    >>> data = FederatedData(torch.zeros(6, 1), torch.arange(6), train=Partition.from_sizes([2, 2]),
+    ...                      test=Partition([0, 1, 2], np.array([4, 5])), n_classes=6)
+    >>> d = with_partition(data, Partition.from_sizes([1, 0, 3]), name="skewed")
+    >>> d.train.sizes.tolist(), d.test.n_clients, d.name
+    ([1, 0, 3], 3, 'data-skewed')
+    """
+    ids = _train_ids(data)
+    positions = np.arange(partition.n_samples) if partition.indices is None else partition.indices
+    if partition.n_samples != len(ids) or len(np.unique(positions)) != len(ids):
+        raise ValueError(f"The 'partition' parameter of with_partition must deal each of the {len(ids)} training "
+                         f"samples once. Got {partition.n_samples} positions instead.")
+    test_ids = data.test_indices()
+    dealt = Partition.from_assignment(np.random.default_rng(seed).permutation(len(test_ids)) % partition.n_clients,
+                                      n_clients=partition.n_clients)  # round robin over a shuffle: sizes differ by <= 1
+    test = Partition(dealt.offsets, test_ids[dealt.indices])
+    return FederatedData(data.X, data.y, train=Partition(partition.offsets, ids[positions], partition.names), test=test,
+                         n_classes=data.n_classes, task=data.task, name=f"{data.name}-{name}", info=data.info)
+
+
+#: The partitions of :func:`partition_seed_study`: record name -> name in :func:`fednlp_partitions` (``{m}`` is the
+#: minimum partition size).
+SEED_PARTITIONS = {"dirichlet": "dirichlet, min size {m}", "quantity": "quantity, min size {m}",
+                   "topics": "k-means topics, min size {m}"}
+
+
+def partition_seed_study(data: FederatedData, config: FedStudyConfig, *, seeds, partitions=None,
+                         alpha: float = 0.1, min_partition_size: int = 10, strategies=None, natural: pd.DataFrame | None = None,
+                         model_fn=None, progress: bool = True) -> pd.DataFrame:
+    """Does the ranking of the strategies hold on FedNLP's partitions? The static setting over ``seeds`` on the
+    ``data``'s natural devices and on each of ``partitions`` (:data:`SEED_PARTITIONS`: label-Dirichlet, quantity
+    skew, k-means topics, each with ``min_partition_size``, made with seed ``config.seed``; ``n_clients`` from the
+    config; default: all of them, the topics only if ``config.topics``).
+
+    ``strategies`` default to uniform and activity (those of them in ``config.strategies``). ``natural``: a
+    :func:`seed_study` table whose ``static`` rows stand in for the natural devices (not run twice). Returns the
+    rows of :func:`seed_study` with ``setting`` = ``natural`` or the partition's record name, so
+    :func:`seed_intervals` gives each partition's paired differences.
+
+    Examples
+    --------
+    >>> partition_seed_study(None, FedStudyConfig(), seeds=[0, 1], partitions=["labels"])
+    Traceback (most recent call last):
+    ...
+    workbench.validation.InvalidParameterError: The 'partitions' parameter of partition_seed_study must be a non-empty list or tuple of one of ('dirichlet', 'quantity', 'topics'). Got ['labels'] instead.
+    """
+    from tqdm.auto import tqdm
+
+    from .tasks import make_model_fn
+
+    owner = "partition_seed_study"
+    if partitions is None:
+        partitions = [key for key in SEED_PARTITIONS if config.topics or key != "topics"]
+    partitions = check(list(partitions), Seq(Options(tuple(SEED_PARTITIONS)), min_len=1), name="partitions", owner=owner)
+    seeds = check(list(seeds), Seq(Interval(int, None, None), min_len=2), name="seeds", owner=owner)
+    strategies = _among(config, ("uniform", "activity")) if strategies is None else list(strategies)
+    model_fn = model_fn or make_model_fn(data)
+    if natural is not None and set(seeds) <= set(natural.loc[natural["setting"] == "static", "seed"]):
+        rows = natural[(natural["setting"] == "static") & natural["seed"].isin(seeds) & natural["strategy"].isin(strategies)]
+        tables = [rows.assign(setting="natural")]
+    else:
+        tables = [seed_study(data, config, seeds=seeds, strategies=strategies, settings=("static",), model_fn=model_fn,
+                             progress=progress).assign(setting="natural")]
+    made = fednlp_partitions(data, n_clients=config.n_clients, alpha=alpha, min_partition_size=min_partition_size,
+                             seed=config.seed, topics="topics" in partitions)
+    rows = []
+    jobs = [(key, s, seed) for key in partitions for s in strategies for seed in seeds]
+    devices = {key: with_partition(data, made[SEED_PARTITIONS[key].format(m=min_partition_size)], name=key,
+                                   seed=config.seed) for key in partitions}
+    for key, s, seed in tqdm(jobs, desc="partition seeds", unit="run", disable=not progress):
+        res = run_fedavg(devices[key], model_fn=model_fn, config=config.fed_config(s, seed=seed), progress=False,
+                         simulator=config.simulator)
+        rows.append(_final_row(key, s, res, seed=seed))
+    return pd.concat([*tables, pd.DataFrame(rows)], ignore_index=True)
 
 
 def client_privacy_study(data: FederatedData, config: FedStudyConfig, *, strategies=None,
@@ -464,29 +591,33 @@ def study_finding(intervals: pd.DataFrame, *, metric: str, baseline: str = "unif
 def study_record(config: FedStudyConfig, *, data: FederatedData, central: pd.DataFrame, study: FedStudy,
                  seeds: pd.DataFrame | None = None,
                  intervals: pd.DataFrame | None = None, privacy: pd.DataFrame | None = None,
-                 partitions: pd.DataFrame | None = None) -> dict:
+                 partitions: pd.DataFrame | None = None, partition_seeds: pd.DataFrame | None = None,
+                 partition_intervals: pd.DataFrame | None = None) -> dict:
     """Keyword arguments of :func:`workbench.results.save_record` for notebook 03: ``config``, ``metrics``,
     ``history``, ``timings``, ``tables`` and ``extra``.
 
     Metric names: ``centralized/test_*``, ``<setting>/<strategy>/<final metric>`` (settings ``static``,
-    ``continual``, ``shuffled_iid``), ``seeds/<setting>/<strategy>/{mean,ci_low,ci_high,difference}`` and
+    ``continual``, ``shuffled_iid``), ``seeds/<setting>/<strategy>/{mean,ci_low,ci_high,difference}``,
+    ``partition_seeds/<partition>/<strategy>/{mean,ci_low,ci_high,difference}`` (:func:`partition_seed_study`) and
     ``dp/<strategy>/{test_*,heavy_users_epsilon_median,epsilon_max}``.
     """
     central_final = central.iloc[-1]
     metrics: dict = {"centralized": {k: float(v) for k, v in central_final.items() if k.startswith("test_")}}
     for setting, by in study.runs.items():
         metrics[setting] = {s: dict(r.final) for s, r in by.items()}
-    if intervals is not None:
-        metrics["seeds"] = {}
-        for row in intervals.to_dict("records"):
-            metrics["seeds"].setdefault(row["setting"], {})[row["strategy"]] = {
-                k: row[k] for k in ("mean", "ci_low", "ci_high", "difference")}
+    for group, table in {"seeds": intervals, "partition_seeds": partition_intervals}.items():
+        if table is not None:
+            metrics[group] = {}
+            for row in table.to_dict("records"):
+                metrics[group].setdefault(row["setting"], {})[row["strategy"]] = {
+                    k: row[k] for k in ("mean", "ci_low", "ci_high", "difference")}
     if privacy is not None:
         metrics["dp"] = {row["strategy"]: {k: v for k, v in row.items() if k != "strategy"} for row in privacy.to_dict("records")}
     history = [{"setting": setting, "strategy": s, **{k: v for k, v in row.items() if k != "selected"}}
                for setting, by in study.runs.items() if setting != "shuffled_iid" for s, r in by.items() for row in r.history]
     tables = {"runs": study.table}
-    for name, t in {"seeds": seeds, "seed_intervals": intervals, "client_privacy": privacy, "partitions": partitions}.items():
+    for name, t in {"seeds": seeds, "seed_intervals": intervals, "client_privacy": privacy, "partitions": partitions,
+                    "partition_seeds": partition_seeds, "partition_intervals": partition_intervals}.items():
         if t is not None:
             tables[name] = t
     static = study.runs.get("static", {})

@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from .common import TEMPLATE
 
 __all__ = ["rounds_figure", "settings_figure", "participation_figure", "client_accuracy_figure",
-           "selection_cost_figure", "partition_figure", "partition_sizes_figure", "seed_intervals_figure",
+           "selection_cost_figure", "partition_figure", "partition_sizes_figure", "seed_intervals_figure", "difference_figure",
            "epsilon_activity_figure", "privacy_tradeoff_figure", "selection_figures"]
 
 _LABELS = {"test_accuracy": "test accuracy", "test_perplexity": "test perplexity (lower is better)",
@@ -185,6 +185,34 @@ def seed_intervals_figure(intervals, *, metric: str = "test_accuracy", title: st
     n = int(intervals["n_seeds"].max()) if len(intervals) else 0
     fig.update_layout(template=TEMPLATE, title=title or f"final {_LABELS.get(metric, metric)}: mean and 95% interval over {n} seeds",
                       xaxis_title="selection strategy", yaxis_title=_LABELS.get(metric, metric), scattermode="group")
+    return fig
+
+
+def difference_figure(intervals, *, metric: str = "test_accuracy", baseline: str = "uniform",
+                      title: str | None = None) -> go.Figure:
+    """Each strategy's paired difference to ``baseline`` with its interval, one group per setting (or partition),
+    with the line of no difference: a bar that crosses it is a difference the seeds do not show. From a
+    :func:`workbench.federated.studies.seed_intervals` table.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"setting": ["natural", "natural"], "strategy": ["activity", "uniform"], "n_seeds": [5, 5],
+    ...                   "difference": [-0.5, 0.0], "difference_low": [-0.6, None], "difference_high": [-0.4, None]})
+    >>> [trace.name for trace in difference_figure(t).data]
+    ['activity']
+    """
+    fig = go.Figure()
+    others = intervals[intervals["strategy"] != baseline]
+    for strategy, g in others.groupby("strategy", sort=False):
+        fig.add_trace(go.Scatter(x=g["setting"], y=g["difference"], mode="markers", name=str(strategy), marker={"size": 10},
+                                 error_y={"type": "data", "symmetric": False, "array": g["difference_high"] - g["difference"],
+                                          "arrayminus": g["difference"] - g["difference_low"]}))
+    fig.add_hline(y=0, line_dash="dash", line_color="grey")
+    n = int(intervals["n_seeds"].max()) if len(intervals) else 0
+    label = _LABELS.get(metric, metric)
+    fig.update_layout(template=TEMPLATE, title=title or f"{label}: difference to {baseline} selection, 95% interval over {n} seeds",
+                      xaxis_title="devices", yaxis_title=f"difference in {label}", scattermode="group")
     return fig
 
 
