@@ -159,6 +159,21 @@ def test_flip_study_config_fills_a_partial_tradeoff_and_refuses_unknown_keys():
         flip_study_config(tradeoff={"temperatures": [0.0]})
 
 
+def test_bct_study_config_fills_a_partial_models_dict_and_refuses_unknown_keys():
+    from workbench.compatibility.studies import BCT_GROUPS, bct_study_config
+
+    cfg = bct_study_config(dataset="digits", n_train=300, n_test=200, n_queries=50, models={"new_epochs": 2, "new_hidden": [32]})
+    defaults = BCTStudyConfig()
+    assert (cfg.new_epochs, cfg.new_hidden, cfg.dataset) == (2, (32,), "digits")
+    assert (cfg.old_hidden, cfg.embedding_dim, cfg.old_epochs) == (defaults.old_hidden, defaults.embedding_dim, defaults.old_epochs)
+    assert bct_study_config() == defaults and set(BCT_GROUPS) == {"MODELS"}
+    with pytest.raises(InvalidParameterError, match=r"'MODELS' parameter of notebook 07_backward_compatible_embeddings must be a "
+                                                    r"dict with keys among \['embedding_dim', 'new_epochs'"):
+        bct_study_config(models={"epochs": 2})
+    with pytest.raises(InvalidParameterError, match="'embedding_dim' parameter of BCTStudyConfig must be an int >= 1"):
+        bct_study_config(models={"embedding_dim": 0})
+
+
 def test_lambda_sweep_reuses_the_study_model(bstudy, bct_data):
     sweep = lambda_sweep(bct_data, bstudy)
     assert sweep["lambda"].tolist() == [1.0, 3.0]

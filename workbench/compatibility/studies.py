@@ -13,9 +13,9 @@ Notebook 07 (backward-compatible embeddings)
 
 Every function is seeded through its config (``seed``), so the same config gives the same numbers. The config
 fields are the notebooks' parameters in lower case; :func:`flip_study_record` / :func:`bct_study_record` write
-them back under the notebook's names. Rarely changed parameters are grouped in dict literals in the notebook
-(:data:`FLIP_GROUPS`); :func:`flip_study_config` builds the config from them, filling the keys a partial dict leaves
-out with the defaults.
+them back under the notebook's names. Rarely changed parameters are grouped in dict literals in the notebooks
+(:data:`FLIP_GROUPS`, :data:`BCT_GROUPS`); :func:`flip_study_config` / :func:`bct_study_config` build the configs from
+them, filling the keys a partial dict leaves out with the defaults.
 """
 from __future__ import annotations
 
@@ -43,6 +43,8 @@ __all__ = [
     "flip_study_record",
     "flip_finding",
     "BCTStudyConfig",
+    "BCT_GROUPS",
+    "bct_study_config",
     "RetrievalSplit",
     "BCTStudy",
     "retrieval_split",
@@ -522,6 +524,32 @@ class BCTStudyConfig:
         """The train/test split of :attr:`dataset`."""
         return load_image_split(self.dataset, n_train=self.n_train, n_test=self.n_test, seed=self.seed)
 
+
+
+#: Notebook 07's grouped parameter ``MODELS`` (a dict literal): its keys are :class:`BCTStudyConfig` fields, with their
+#: defaults; see :func:`bct_study_config`.
+BCT_GROUPS = {"MODELS": {key: _listed(BCTStudyConfig.__dataclass_fields__[key].default)
+                         for key in ("old_hidden", "new_hidden", "embedding_dim", "old_epochs", "new_epochs")}}
+
+
+def bct_study_config(*, models: dict | None = None, **fields) -> BCTStudyConfig:
+    """A :class:`BCTStudyConfig` from notebook 07's parameters: plain ``fields`` plus the grouped dict ``MODELS``
+    (:data:`BCT_GROUPS`: the old and new models' hidden layers and epochs, and the embedding size), which may hold
+    only *some* of its keys (the rest keep their defaults), so ``MODELS = {"new_epochs": 12}`` changes one value.
+    Unknown keys are an error naming the parameter and the accepted keys; the values are checked by the config.
+
+    Examples
+    --------
+    >>> cfg = bct_study_config(old_fraction=0.5, models={"new_epochs": 12})
+    >>> cfg.new_epochs, cfg.old_epochs, cfg.new_hidden
+    (12, 3, (256, 128))
+    >>> bct_study_config(models={"hidden": [64]})
+    Traceback (most recent call last):
+    ...
+    workbench.validation.InvalidParameterError: The 'MODELS' parameter of notebook 07_backward_compatible_embeddings must be a dict with keys among ['embedding_dim', 'new_epochs', 'new_hidden', 'old_epochs', 'old_hidden']. Got {'hidden': [64]} instead.
+    """
+    given = fill_group(models, BCT_GROUPS["MODELS"], name="MODELS", owner="notebook 07_backward_compatible_embeddings")
+    return BCTStudyConfig(**fields, **given)
 
 @dataclass
 class RetrievalSplit:
