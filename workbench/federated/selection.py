@@ -125,9 +125,8 @@ def _rejection_draws(rng: np.random.Generator, sizes: np.ndarray, k: int, *, wei
     is the largest weight), so every accepted proposal is an independent draw from the weights, and skipping
     repeats makes them successive draws without replacement. Only the proposed devices' weights are computed.
     Stops once the rate of acceptance seen so far says that more than ``budget`` proposals would be needed, and
-    returns the devices found so far (possibly fewer than ``k``): the caller
-    draws the rest from the cumulative weights, which is exact because each draw depends only on the devices
-    already chosen.
+    returns the devices found so far (possibly fewer than ``k``): the caller draws the rest from the cumulative
+    weights, which is exact because each draw depends only on the devices already chosen.
     """
     n = sizes.size
     chosen: list[int] = []
