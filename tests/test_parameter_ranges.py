@@ -126,6 +126,7 @@ GROUPS = {
     "04_intrinsic_bias_ceat": ("workbench.fairness.studies", "INTRINSIC_GROUPS"),
     "06_model_update_flips": ("workbench.compatibility.studies", "FLIP_GROUPS"),
     "07_backward_compatible_embeddings": ("workbench.compatibility.studies", "BCT_GROUPS"),
+    "09_update_scorecard": ("workbench.scorecard.studies", "SCORECARD_GROUPS"),
 }
 
 

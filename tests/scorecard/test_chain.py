@@ -36,6 +36,24 @@ def _synthetic_chain(n=600, seed=0) -> UpdateChain:
     return UpdateChain(outputs=outputs, labels=y, groups=groups, texts=[""] * n, info=info, config=TINY)
 
 
+def test_scorecard_chain_config_fills_a_partial_corpus_and_refuses_unknown_keys():
+    from dataclasses import fields
+
+    from workbench.scorecard.studies import SCORECARD_GROUPS, scorecard_chain_config
+
+    defaults = {f.name: f.default for f in fields(ChainConfig)}
+    assert all(defaults[k] == v for k, v in SCORECARD_GROUPS["CORPUS"].items())   # a partial CORPUS keeps ChainConfig's defaults
+    assert scorecard_chain_config(n_tweets=200, corpus={"words_per_emotion": 1, "names_per_group": 1, "noun_phrases": 1},
+                                  encoder_layers=1, n_members=40) == TINY   # the smoke parameters, grouped
+    cfg = scorecard_chain_config(corpus={"names_per_group": 10})
+    assert (cfg.names_per_group, cfg.words_per_emotion, cfg.noun_phrases) == (10, defaults["words_per_emotion"], defaults["noun_phrases"])
+    with pytest.raises(InvalidParameterError, match=r"'CORPUS' parameter of notebook 09_update_scorecard must be a dict with keys "
+                                                    r"among \['names_per_group', 'noun_phrases', 'words_per_emotion'\]"):
+        scorecard_chain_config(corpus={"names": 1})
+    with pytest.raises(InvalidParameterError, match="'noun_phrases' parameter of ChainConfig must be an int in"):
+        scorecard_chain_config(corpus={"noun_phrases": 11})
+
+
 def test_corpus_labels_follow_valence():
     assert corpus_labels(["negative", "positive", "none", "negative"]).tolist() == [0, 2, 1, 0]
 

@@ -1,6 +1,7 @@
 """Notebook 09's study: scorecards of every update of the chain, their verdicts, flips along paths, the run record.
 
-Flow: :class:`~workbench.scorecard.chain.ChainConfig` -> :func:`~workbench.scorecard.chain.run_chain` (cached outputs)
+Flow: :func:`scorecard_chain_config` (the notebook's parameters, grouped ones filled) -> :class:`~workbench.scorecard.chain.ChainConfig`
+-> :func:`~workbench.scorecard.chain.run_chain` (cached outputs)
 -> :func:`update_scorecards` (one tidy table, an ``update`` column per old -> new pair) -> :func:`update_verdicts`
 (rules -> pass / fail / inconclusive) and :func:`chain_flips` (cumulative flips along paths) ->
 :func:`scorecard_record` (the run record's metrics, in the one naming scheme, and its tables).
@@ -13,13 +14,13 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..validation import InvalidParameterError
+from ..validation import InvalidParameterError, fill_group
 from .card import ScorecardConfig, scorecard
 from .measures import cumulative_flips
 from .verdict import Rule, judge, overall_verdict
 
 __all__ = ["DEFAULT_UPDATES", "DEFAULT_PATHS", "update_label", "update_scorecards", "update_verdicts", "chain_flips",
-           "scorecard_metrics", "scorecard_record", "TWEET_SCORECARD"]
+           "scorecard_metrics", "scorecard_record", "TWEET_SCORECARD", "SCORECARD_GROUPS", "scorecard_chain_config"]
 
 #: The updates notebook 09 scores: each step of the chain, the update without PC, the two steps at once, DP.
 DEFAULT_UPDATES = (("v1", "v2"), ("v2", "v3_no_pc"), ("v2", "v3"), ("v1", "v3"), ("v2", "v2_dp"), ("v2_dp", "v3_dp"))
@@ -27,6 +28,33 @@ DEFAULT_UPDATES = (("v1", "v2"), ("v2", "v3_no_pc"), ("v2", "v3"), ("v1", "v3"),
 DEFAULT_PATHS = (("v1", "v2", "v3"), ("v1", "v2", "v3_no_pc"), ("v1", "v2_dp", "v3_dp"))
 #: Scorecard settings for the tweet classes (negative 0, neutral 1, positive 2).
 TWEET_SCORECARD = ScorecardConfig(positive_class=2, negative_class=0)
+
+
+#: Notebook 09's grouped parameter ``CORPUS`` (a dict literal): the evaluation-corpus subsample, its keys
+#: :class:`~workbench.scorecard.chain.ChainConfig` fields with their defaults; see :func:`scorecard_chain_config`.
+SCORECARD_GROUPS = {"CORPUS": {"words_per_emotion": 2, "names_per_group": 5, "noun_phrases": 10}}
+
+
+def scorecard_chain_config(*, corpus: dict | None = None, **fields):
+    """A :class:`~workbench.scorecard.chain.ChainConfig` from notebook 09's parameters: plain ``fields`` plus the
+    grouped dict ``CORPUS`` (:data:`SCORECARD_GROUPS`: emotion words per emotion, first names per (race, gender)
+    group, gendered noun-phrase pairs), which may hold only *some* of its keys (the rest keep their defaults), so
+    ``CORPUS = {"names_per_group": 10}`` changes one value. Unknown keys are an error naming the parameter and the
+    accepted keys; the values are checked by the config.
+
+    Examples
+    --------
+    >>> cfg = scorecard_chain_config(n_tweets=200, corpus={"noun_phrases": 1})
+    >>> cfg.n_tweets, cfg.noun_phrases, cfg.names_per_group
+    (200, 1, 5)
+    >>> scorecard_chain_config(corpus={"names": 1})
+    Traceback (most recent call last):
+    ...
+    workbench.validation.InvalidParameterError: The 'CORPUS' parameter of notebook 09_update_scorecard must be a dict with keys among ['names_per_group', 'noun_phrases', 'words_per_emotion']. Got {'names': 1} instead.
+    """
+    from .chain import ChainConfig
+
+    return ChainConfig(**fields, **fill_group(corpus, SCORECARD_GROUPS["CORPUS"], name="CORPUS", owner="notebook 09_update_scorecard"))
 
 
 def update_label(old: str, new: str) -> str:
