@@ -51,8 +51,8 @@ def test_declared_ranges_accept_the_defaults_and_smoke_parameters(path):
 
 #: Where the package keeps what a notebook parameter may name, so a new engine or model is not refused by a stale list.
 REGISTRIES = {
-    "ENGINE": ("workbench.privacy.dp", "ENGINES"), "SWEEP_MODELS": ("workbench.privacy.data", "MODEL_FAMILIES"),
-    "PART": ("workbench.privacy.trainable", "PARTS"),
+    "ENGINE": ("workbench.privacy.dp", "ENGINES"), "TIMING_ENGINES": ("workbench.privacy.dp", "ENGINES"),
+    "SWEEP_MODELS": ("workbench.privacy.data", "MODEL_FAMILIES"), "PART": ("workbench.privacy.trainable", "PARTS"),
     "TESTS": ("workbench.fairness.studies.intrinsic", "CALISKAN_2017_GLOVE"),
     "ENCODERS": ("workbench.fairness.studies.intrinsic", "ENCODER_DEPTH"),
     "MINILM_POOLING": ("workbench.fairness.contextual", "WORD_POOLINGS"),
