@@ -258,3 +258,17 @@ def test_a_worker_killed_under_its_run_fails_that_run_and_the_sweep_goes_on(tmp_
     (dead,) = [r for r in results if r.status == "failed"]
     assert "worker process ended abruptly (signal SIGKILL)" in dead.error
     assert load_record(dead.spec.output_dir)["status"] == "failed"
+
+
+def test_a_dict_parameter_from_the_command_line_reaches_the_notebook_as_a_dict(tmp_path):
+    """``-p DATA '{alpha: 0.05}'`` (as notebook 03 documents) is a dict, numbers in it included, and the runner's
+    checks accept it for a dict parameter; text with a colon but no braces stays text."""
+    assert batch.parse_value("{alpha: 0.05, topics: false}") == {"alpha": 0.05, "topics": False}
+    assert batch.parse_value("{lr: 1e-5, steps: [1e-3, 2]}") == {"lr": 1e-5, "steps": [1e-3, 2]}
+    assert batch.parse_value("note: draft") == "note: draft"
+    nb03 = Path(__file__).parents[1] / "notebooks" / "03_federated_sampling.ipynb"
+    (spec,) = batch.plan_runs([nb03], parameters={"DATA": batch.parse_value("{alpha: 0.05}")}, output=tmp_path)
+    assert spec.parameters["DATA"] == {"alpha": 0.05}
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("LR: [1e-4, 3e-3]\nDISTILL: {lr: 1e-5}\n")
+    assert batch.load_grid(grid) == [{"LR": 1e-4, "DISTILL": {"lr": 1e-5}}, {"LR": 3e-3, "DISTILL": {"lr": 1e-5}}]

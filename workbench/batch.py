@@ -145,6 +145,19 @@ def expand_grid(grid: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [dict(zip(names, combo)) for combo in itertools.product(*choices)]
 
 
+def _yaml_load(text: str):
+    """``yaml.safe_load`` that also reads ``1e-5`` as a number (YAML 1.1, PyYAML's dialect, wants ``1.0e-5``), in
+    grid files, ``-p`` values and inside their lists and dicts alike."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
+                                 list("-+0123456789."))
+    return yaml.load(text, Loader=Loader)
+
+
 def load_grid(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Read a YAML grid file and expand it (see :func:`expand_grid`).
 
@@ -164,7 +177,7 @@ def load_grid(path: str | os.PathLike) -> list[dict[str, Any]]:
     if not path.is_file():
         raise BatchError(f"Grid file {path} does not exist.")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = _yaml_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise BatchError(f"Grid file {path} is not valid YAML: {exc}") from None
     if data is None:
@@ -185,7 +198,8 @@ def load_grid(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def parse_value(text: str) -> Any:
-    """Parse a ``-p NAME VALUE`` value as YAML (numbers, booleans, null, lists), else keep the string.
+    """Parse a ``-p NAME VALUE`` value as YAML (numbers, booleans, null, lists, ``{key: value}`` dicts), else keep
+    the string. Only a value written in braces is a dict: ``"note: draft"`` stays text.
 
     Examples
     --------
@@ -193,16 +207,18 @@ def parse_value(text: str) -> Any:
     (3, 0.5, True, [1, 2], 'uniform')
     >>> parse_value("1e-5")
     1e-05
+    >>> parse_value("{alpha: 0.05, topics: false}"), parse_value("note: draft")
+    ({'alpha': 0.05, 'topics': False}, 'note: draft')
     """
     import yaml
 
     try:
-        value = yaml.safe_load(text)
+        value = _yaml_load(text)
     except yaml.YAMLError:
         return text
-    if isinstance(value, str) and re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+", text.strip()):
-        return float(text)  # YAML 1.1 reads "1e-5" as text
-    return text if isinstance(value, (dict, type(None))) and text.strip().lower() not in ("null", "none", "~") else value
+    if isinstance(value, dict):
+        return value if text.strip().startswith("{") else text
+    return text if value is None and text.strip().lower() not in ("null", "none", "~") else value
 
 
 def run_id(parameters: Mapping[str, Any]) -> str:

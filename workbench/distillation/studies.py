@@ -26,8 +26,8 @@ import pandas as pd
 
 from workbench.validation import Boolean, Interval, Options, Seq, check_fields
 
-__all__ = ["VARIANTS", "DistillationStudyConfig", "DistillationStudy", "distillation_study", "distillation_metrics",
-           "distillation_record"]
+__all__ = ["VARIANTS", "DistillationStudyConfig", "DistillationStudy", "distill_group", "distillation_study",
+           "distillation_metrics", "distillation_record"]
 
 #: Variant -> (uses CDA, uses teacher-probability perturbation); "teacher" is the undistilled reference.
 VARIANTS = {"teacher": None, "distilled": (False, False), "cda": (True, False), "perturbed": (False, True),
@@ -112,6 +112,26 @@ class DistillationStudyConfig:
     def token_budget(self) -> int:
         """Token positions each student trains on (rows x length x epochs, padding included)."""
         return self.n_train * self.seq_len * self.epochs
+
+
+def distill_group(value: dict | None) -> dict:
+    """Notebook 08's ``DISTILL`` dict filled to all of ``temperature``, ``alpha`` and ``lr`` (a partial dict keeps
+    the :class:`DistillationStudyConfig` defaults of the keys it leaves out; an unknown key is named), ready for
+    ``DistillationStudyConfig(..., **distill_group(DISTILL))``.
+
+    Examples
+    --------
+    >>> distill_group({"lr": 3e-4})
+    {'temperature': 2.0, 'alpha': 0.5, 'lr': 0.0003}
+    >>> distill_group({"temp": 1.0})
+    Traceback (most recent call last):
+    ...
+    workbench.validation.InvalidParameterError: The 'DISTILL' parameter of notebook 08_counterfactual_distillation must be a dict with keys among ['alpha', 'lr', 'temperature']. Got {'temp': 1.0} instead.
+    """
+    from workbench.validation import fill_group
+
+    defaults = {k: DistillationStudyConfig.__dataclass_fields__[k].default for k in ("temperature", "alpha", "lr")}
+    return fill_group(value, defaults, name="DISTILL", owner="notebook 08_counterfactual_distillation")
 
 
 @dataclass

@@ -157,16 +157,13 @@ def study_config(*, training: dict | None = None, data: dict | None = None, cont
     ...
     workbench.validation.InvalidParameterError: The 'dp' parameter of study_config must be a dict with keys among ['clip', 'noise']. Got {'sigma': 1.0} instead.
     """
-    from workbench.validation import InvalidParameterError
+    from workbench.validation import fill_group
 
     for group, given in {"training": training, "data": data, "continual": continual, "dp": dp}.items():
-        if given is None:
-            continue
-        keys = GROUPS[group]
-        if not isinstance(given, dict) or set(given) - set(keys):
-            raise InvalidParameterError(f"The '{group}' parameter of study_config must be a dict with keys among "
-                                        f"{sorted(keys)}. Got {given!r} instead.")
-        fields.update({keys[k]: v for k, v in given.items()})
+        if given is not None:
+            keys = GROUPS[group]
+            defaults = {key: FedStudyConfig.__dataclass_fields__[f].default for key, f in keys.items()}
+            fields.update({keys[k]: v for k, v in fill_group(given, defaults, name=group, owner="study_config").items()})
     return FedStudyConfig(**fields)
 
 
