@@ -174,14 +174,18 @@ def _successive_draws(rng: np.random.Generator, weights: np.ndarray, k: int, *,
         weights = work if work is not None else np.empty(weights.shape, dtype=np.int64)
         np.multiply(w, 2.0**62 / w.sum(), out=weights, casting="unsafe")  # truncates towards 0
     weights = weights.astype(np.int64, copy=False)
-    block_cdf = np.cumsum(np.add.reduceat(weights, np.arange(0, weights.size, _BLOCK)))
-    total = int(block_cdf[-1])
+    if weights.size < _REJECTION_MIN_DEVICES:  # small: one full cumulative sum, then a binary search per draw
+        cdf = np.cumsum(weights)
+        total, locate = int(cdf[-1]), lambda u: np.searchsorted(cdf, u, side="right")
+    else:  # the same devices (tested), without the full cumulative sum
+        block_cdf = np.cumsum(np.add.reduceat(weights, np.arange(0, weights.size, _BLOCK)))
+        total, locate = int(block_cdf[-1]), lambda u: _locate(weights, block_cdf, u)
     chosen = list(chosen or [])
     seen: set[int] = set(chosen)
     for _ in range(8):
         need = k - len(chosen)
         u = rng.integers(0, total, size=2 * need + 8)
-        for i in _locate(weights, block_cdf, u).tolist():
+        for i in locate(u).tolist():
             if i < len(weights) and i not in seen:
                 seen.add(i)
                 chosen.append(i)
