@@ -231,10 +231,10 @@ def test_a_held_run_is_left_alone_and_a_stale_claim_is_taken_over(tmp_path):
 
 
 def test_shipped_grid_files_plan_against_the_notebooks_their_comments_name(tmp_path):
-    """grids/*.yaml are used by the README's commands: each must expand and pass the parameter checks."""
+    """grids/**/*.yaml are used by the README's and the notebooks' commands: each must expand and pass the parameter checks."""
     import re
 
-    grids = sorted((FIXTURES.parents[2] / "grids").glob("*.yaml"))
+    grids = sorted((FIXTURES.parents[2] / "grids").rglob("*.yaml"))
     assert len(grids) >= 3
     for grid in grids:
         text = grid.read_text()

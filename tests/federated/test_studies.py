@@ -196,3 +196,32 @@ def test_seed_study_repeats_the_shuffled_control_on_the_same_shuffle(tiny):
     assert row[cfg.metric] == pytest.approx(direct.final[cfg.metric], rel=1e-6)
     fresh = S.seed_study(data, cfg, seeds=[0, 1], settings=("shuffled_iid",), strategies=["uniform"], progress=False)
     assert fresh[cfg.metric].tolist() == pytest.approx(seeds[seeds.strategy == "uniform"][cfg.metric].tolist(), rel=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_seeds_through_the_batch_runner_give_the_same_rows_as_in_one_notebook(tmp_path):
+    """grids/federated/seeds.yaml's way: one notebook-03 run per seed (two processes at a time), each with only its
+    own seed; seeds_from_runs gathers the rows, which equal seed_study's in one process."""
+    from pathlib import Path
+
+    from workbench import batch
+
+    nb = Path(__file__).parents[2] / "notebooks" / "03_federated_sampling.ipynb"
+    results = batch.run_notebooks([nb], grid=[{"SEED": 0, "SEEDS": None}, {"SEED": 1, "SEEDS": None}], smoke=True,
+                                  parameters={"SHOW_PANEL": False}, output=tmp_path, jobs=2)
+    assert [r.status for r in results] == ["completed", "completed"], [r.error for r in results]
+    rows = S.seeds_from_runs(tmp_path)
+    assert sorted(set(rows["seed"])) == [0, 1] and set(rows["setting"]) == {"static", "continual", "shuffled_iid"}
+    record = __import__("json").loads(next(tmp_path.rglob("record.json")).read_text())
+    cfg = S.FedStudyConfig(**record["config"])
+    here = S.seed_study(S.load_study_data(cfg), cfg, seeds=[0, 1], settings=("static", "continual"), progress=False)
+    merged = here.merge(rows, on=["setting", "strategy", "seed"], suffixes=("", "_runs"))
+    assert len(merged) == len(here) == 2 * 2 * len(cfg.strategies)
+    np.testing.assert_allclose(merged[cfg.metric + "_runs"], merged[cfg.metric], rtol=1e-5)
+    assert len(S.seeds_from_runs(tmp_path, table="partition_seeds")) > 0
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "record.json").write_text(__import__("json").dumps({**record, "config": {**record["config"], "rounds": 99}}))
+    with pytest.raises(ValueError, match=r"differ in \['rounds'\]"):
+        S.seeds_from_runs(tmp_path)

@@ -4,7 +4,8 @@ record builder.
 :class:`FedStudyConfig` holds every knob of the notebook and builds the :class:`FedConfig` of each run.
 :func:`load_study_data` -> :func:`centralized_baseline` ; :func:`selection_study` (every strategy in the static
 and continual settings, and the natural-vs-shuffled control) ; :func:`fairness_table` (light vs heavy users) ;
-:func:`seed_study` + :func:`seed_intervals` (the comparisons over several seeds with 95% intervals) ;
+:func:`seed_study` + :func:`seed_intervals` (the comparisons over several seeds with 95% intervals; or one batch
+run per seed, combined by :func:`seeds_from_runs`) ;
 :func:`partition_study` (FedNLP's partitions side by side) ; :func:`partition_seed_study` (does the ranking
 hold on those partitions, over seeds) ; :func:`client_privacy_study` (DP-FedAvg's
 per-client epsilon under each selection strategy, and the utility it buys) ; :func:`study_record` (the run
@@ -37,7 +38,7 @@ from .strategies import SERVER_STRATEGIES
 from .users import activity_groups
 
 __all__ = ["FedStudyConfig", "FedStudy", "study_config", "GROUPS", "ENGINES", "load_study_data", "data_summary", "first_draw_table", "centralized_baseline", "selection_study", "fairness_table",
-           "seed_study", "seed_intervals", "study_finding", "metric_key_of", "fednlp_partitions", "partition_study", "with_partition",
+           "seed_study", "seeds_from_runs", "seed_intervals", "study_finding", "metric_key_of", "fednlp_partitions", "partition_study", "with_partition",
            "SEED_PARTITIONS", "partition_seed_study", "client_privacy_study", "study_record", "SETTINGS"]
 
 #: Simulators by name: ``batched`` trains a round's devices together (equal to ``per_device`` within float
@@ -289,7 +290,8 @@ def seed_study(data: FederatedData, config: FedStudyConfig, *, seeds, strategies
                iid_strategies=("uniform", "activity"), model_fn=None, progress: bool = True,
                reuse: FedStudy | None = None) -> pd.DataFrame:
     """The comparisons of :func:`selection_study` repeated over ``seeds`` (model initialisation, selection and
-    minibatch order).
+    minibatch order). ``seeds=None`` is ``[config.seed]`` alone: one run per seed through the batch runner instead,
+    combined by :func:`seeds_from_runs`.
 
     ``strategies`` default to all of ``config.strategies``; the ``shuffled_iid`` setting runs ``iid_strategies``
     only (those among ``strategies``), on the shuffled devices of ``reuse`` (or made as :func:`selection_study`
@@ -301,7 +303,8 @@ def seed_study(data: FederatedData, config: FedStudyConfig, *, seeds, strategies
 
     from .tasks import make_model_fn
 
-    seeds = check(list(seeds), Seq(Interval(int, None, None), min_len=2), name="seeds", owner="seed_study")
+    seeds = [config.seed] if seeds is None else check(list(seeds), Seq(Interval(int, None, None), min_len=1),
+                                                      name="seeds", owner="seed_study")
     settings = check(list(settings), Seq(Options(SETTINGS), min_len=1), name="settings", owner="seed_study")
     strategies = list(config.strategies) if strategies is None else list(strategies)
     model_fn = model_fn or make_model_fn(data)
@@ -321,6 +324,52 @@ def seed_study(data: FederatedData, config: FedStudyConfig, *, seeds, strategies
         res = run_fedavg(devices[setting], model_fn=model_fn, config=fed, progress=False, simulator=config.simulator)
         rows.append(_final_row(setting, s, res, seed=seed))
     return pd.DataFrame(rows).sort_values(["setting", "strategy", "seed"]).reset_index(drop=True)
+
+
+def seeds_from_runs(runs_dir, *, table: str = "seeds", notebook: str = "03_federated_sampling") -> pd.DataFrame:
+    """The per-seed rows of every completed run of notebook 03 under ``runs_dir``, as one table for
+    :func:`seed_intervals`: the seed comparisons run through the batch runner, one run per seed (2 at a time, or on
+    a Dask cluster), instead of one after another in one notebook::
+
+        python -m workbench run notebooks/03_federated_sampling.ipynb --grid grids/federated/seeds.yaml --jobs 2
+
+    ``table`` is ``"seeds"`` (:func:`seed_study`'s rows) or ``"partition_seeds"`` (:func:`partition_seed_study`'s).
+    A (setting, strategy, seed) row found in several runs is kept once. The runs' study configs must differ in
+    ``seed`` only: runs of different sweeps (other rounds, another task) are an error naming the fields that
+    differ, since their seeds would not be comparable.
+
+    Examples
+    --------
+    >>> seeds_from_runs("/nonexistent")
+    Traceback (most recent call last):
+    ...
+    ValueError: No completed run of notebook 03_federated_sampling with a 'seeds' table under /nonexistent.
+    """
+    from pathlib import Path
+
+    from workbench.results import RECORD_NAME, load_record
+
+    check(table, Options(("seeds", "partition_seeds")), name="table", owner="seeds_from_runs")
+    frames, settings = [], {}
+    for path in sorted(Path(runs_dir).rglob(RECORD_NAME)):
+        try:
+            rec = load_record(path)
+        except (OSError, ValueError):
+            continue  # a broken record: `python -m workbench collect` lists it with the reason
+        rows = (rec.get("tables") or {}).get(table) if isinstance(rec, dict) else None
+        if not rows or rec.get("notebook") != notebook or rec.get("status") != "completed":
+            continue
+        frames.append(pd.DataFrame(rows))
+        settings[str(path.parent)] = {k: v for k, v in (rec.get("config") or {}).items() if k != "seed"}
+    if not frames:
+        raise ValueError(f"No completed run of notebook {notebook} with a {table!r} table under {runs_dir}.")
+    first = next(iter(settings.values()))
+    differ = sorted({k for p in settings.values() for k in set(p) | set(first) if p.get(k) != first.get(k)})
+    if differ:
+        raise ValueError(f"The runs under {runs_dir} differ in {differ}, not only in the seed: combine the runs of one "
+                         "sweep (give each sweep its own --output folder).")
+    out = pd.concat(frames, ignore_index=True).drop_duplicates(["setting", "strategy", "seed"])
+    return out.sort_values(["setting", "strategy", "seed"]).reset_index(drop=True)
 
 
 def _t_interval(x: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
@@ -470,8 +519,8 @@ def partition_seed_study(data: FederatedData, config: FedStudyConfig, *, seeds, 
     skew, k-means topics, each with ``min_partition_size``, made with seed ``config.seed``; ``n_clients`` from the
     config; default: all of them, the topics only if ``config.topics``).
 
-    ``strategies`` default to uniform and activity (those of them in ``config.strategies``). ``natural``: a
-    :func:`seed_study` table whose ``static`` rows stand in for the natural devices (not run twice). Returns the
+    ``strategies`` default to uniform and activity (those of them in ``config.strategies``); ``seeds=None`` is
+    ``[config.seed]``, as in :func:`seed_study`. ``natural``: a :func:`seed_study` table whose ``static`` rows stand in for the natural devices (not run twice). Returns the
     rows of :func:`seed_study` with ``setting`` = ``natural`` or the partition's record name, so
     :func:`seed_intervals` gives each partition's paired differences.
 
@@ -490,7 +539,8 @@ def partition_seed_study(data: FederatedData, config: FedStudyConfig, *, seeds, 
     if partitions is None:
         partitions = [key for key in SEED_PARTITIONS if config.topics or key != "topics"]
     partitions = check(list(partitions), Seq(Options(tuple(SEED_PARTITIONS)), min_len=1), name="partitions", owner=owner)
-    seeds = check(list(seeds), Seq(Interval(int, None, None), min_len=2), name="seeds", owner=owner)
+    seeds = [config.seed] if seeds is None else check(list(seeds), Seq(Interval(int, None, None), min_len=1),
+                                                      name="seeds", owner=owner)
     strategies = _among(config, ("uniform", "activity")) if strategies is None else list(strategies)
     model_fn = model_fn or make_model_fn(data)
     if natural is not None and set(seeds) <= set(natural.loc[natural["setting"] == "static", "seed"]):
