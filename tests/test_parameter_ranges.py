@@ -118,6 +118,24 @@ def test_malformed_notebook_metadata_is_named(ranges, smoke, match):
         check_notebook_metadata(defaults={"N": "3", "OUTPUT_DIR": "None"}, ranges=ranges, smoke=smoke, notebook="nb")
 
 
+@pytest.mark.parametrize("ranges, smoke, match", [
+    ({"N": {"keys": {"a": {"min": 1}}}}, {}, r"declares key ranges for 'N' , which its parameters cell does not define as keys"),
+    ({"D": {"keys": {"b": {"min": 1}}}}, {}, r"declares key ranges for 'D' \['b'\]"),
+    ({"D": {"keys": [1]}}, {}, r"'keys' in the range of 'D' \(notebook nb\) must map the dict's keys to ranges"),
+    ({"D": {"keys": {"a": {"type": "integer"}}}}, {}, r"""'type' in the range of "D\['a'\]" \(notebook nb\)"""),
+    ({"D": {"keys": {"a": {"min": 5}}}}, {}, r"""The "D\['a'\]" parameter of notebook nb must be an int >= 5\. Got 3 instead\."""),
+    ({}, {"D": {"a": 1, "c": 2}}, r"The 'D' parameter of notebook nb must be a dict with keys among \['a', 'x'\]"),
+    ({}, {"D": {"x": 2}}, r"""The "D\['x'\]" parameter of notebook nb must be an instance of str\. Got 2 instead\."""),
+])
+def test_dict_parameters_are_checked_key_by_key(ranges, smoke, match):
+    """A dict parameter takes some of its default's keys, each of its default value's type and declared range."""
+    defaults = {"N": "3", "D": '{"a": 3, "x": "text"}'}
+    with pytest.raises(InvalidParameterError, match=match):
+        check_notebook_metadata(defaults=defaults, ranges=ranges, smoke=smoke, notebook="nb")
+    assert check_values({"D": {"a": "1e1"}}, defaults=defaults, ranges={"D": {"keys": {"a": {"type": "float"}}}},
+                        notebook="nb") == {"D": {"a": 10.0}}
+
+
 #: Where the package keeps the defaults of a notebook's grouped parameters (dict literals): a partial dict given with
 #: -p keeps these for the keys it leaves out, so they must be the values the parameters cell shows.
 GROUPS = {

@@ -19,7 +19,10 @@ the type (``HIDDEN = []``, ``LIMIT = None``), ``"type"`` names it: ``{"type": "i
 ``"float"``, ``"str"`` or ``"bool"``; for a list, the type of each item). ``"min_len": 1`` makes a list parameter
 non-empty (``EPSILONS = []`` would leave nothing to run). A ``None`` default also takes ``None``, and
 ``"optional": true`` lets a parameter with another default take ``None`` too (``MAX_STEPS = 20``, where ``None``
-means no cap). A range for a name the parameters cell does not define is an error (a typo would otherwise check
+means no cap). A dict parameter (``DATA = {"alpha": 0.5, "topics": True}``) takes a dict with some of its default's
+keys (the rest keep their defaults in the notebook), each value of its default value's type; ``"keys"`` declares
+ranges for them: ``{"keys": {"alpha": {"min": 0, "exclusive": True}}}``. An unknown key is an error naming the
+accepted ones. A range for a name the parameters cell does not define is an error (a typo would otherwise check
 nothing). A failing value raises :class:`~workbench.validation.InvalidParameterError` naming the parameter, the
 notebook and what it accepts. :func:`check_notebook_metadata` checks a notebook's own defaults and smoke parameters
 against its ranges (the test suite runs it on every shipped notebook).
@@ -56,7 +59,7 @@ from .validation import Boolean, InstanceOf, Interval, InvalidParameterError, Op
 __all__ = ["RANGE_KEYS", "RANGE_TYPES", "check_values", "check_ranges_spec", "check_notebook_metadata", "constraint_for"]
 
 #: The keys a ``parameter_ranges`` entry may hold.
-RANGE_KEYS = ("min", "max", "exclusive", "options", "type", "min_len", "optional")
+RANGE_KEYS = ("min", "max", "exclusive", "options", "type", "min_len", "optional", "keys")
 #: The values of a range's ``"type"`` key, each with a sample value of that type.
 RANGE_TYPES = {"int": 0, "float": 0.0, "str": "", "bool": False}
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^[+-]?(inf|infinity|nan)$", re.IGNORECASE)
@@ -150,6 +153,11 @@ def check_ranges_spec(ranges: Any, *, notebook: str) -> dict[str, dict]:
         if spec.get("exclusive", False) not in (True, False, "min", "max", "both"):
             raise InvalidParameterError(f"'exclusive' in the range of {name!r} (notebook {notebook}) must be true, false, "
                                         f"'min', 'max' or 'both'. Got {spec.get('exclusive')!r} instead.")
+        if "keys" in spec:
+            if not isinstance(spec["keys"], Mapping):
+                raise InvalidParameterError(f"'keys' in the range of {name!r} (notebook {notebook}) must map the dict's keys "
+                                            f"to ranges like {{'alpha': {{'min': 0}}}}. Got {spec['keys']!r} instead.")
+            check_ranges_spec({f"{name}[{k!r}]": v for k, v in spec["keys"].items()}, notebook=notebook)
     return {str(k): dict(v) for k, v in ranges.items()}
 
 
@@ -174,24 +182,38 @@ def check_values(values: Mapping[str, Any], *, defaults: Mapping[str, str | None
     if undeclared:
         raise InvalidParameterError(f"Notebook {notebook} declares parameter_ranges for {undeclared}, which its parameters "
                                     f"cell does not define; its parameters are {sorted(defaults)}.")
-    out = {}
-    for name, value in values.items():
+    for name, spec in ranges.items():
         default = _default_value(defaults.get(name))
-        constraint = constraint_for(default, ranges.get(name)) if default is not ... else None
-        if constraint is None:
-            out[name] = value
-            continue
-        optional = default is None or bool(ranges.get(name, {}).get("optional", False))
-        numeric = isinstance(constraint.item if isinstance(constraint, Seq) else constraint, Interval)
-        candidate = value
-        if numeric:  # number-like text (YAML keeps "1e-5" as text) counts as the number it spells
-            candidate = [_as_number(v) for v in value] if isinstance(value, (list, tuple)) else _as_number(value)
-        alternatives = (constraint, None) if optional else (constraint,)
-        checked = check(candidate, *alternatives, name=name, owner=f"notebook {notebook}")
-        if isinstance(checked, float) and math.isnan(checked):  # pragma: no cover - Interval never passes NaN
-            raise InvalidParameterError(f"The {name!r} parameter of notebook {notebook} must not be NaN.")
-        out[name] = list(checked) if isinstance(checked, tuple) else checked
-    return out
+        extra = sorted(set(spec.get("keys") or {}) - set(default)) if isinstance(default, dict) else []
+        if spec.get("keys") and not isinstance(default, dict) or extra:
+            raise InvalidParameterError(f"Notebook {notebook} declares key ranges for {name!r} {extra or ''}, which its "
+                                        "parameters cell does not define as keys of a dict literal.")
+    return {name: _check_value(name, value, default=_default_value(defaults.get(name)), spec=ranges.get(name, {}),
+                               notebook=notebook) for name, value in values.items()}
+
+
+def _check_value(name: str, value: Any, *, default: Any, spec: Mapping[str, Any], notebook: str) -> Any:
+    """One value against its default's type and its range (a dict's keys one by one); the value normalised."""
+    constraint = constraint_for(default, {k: v for k, v in spec.items() if k != "keys"}) if default is not ... else None
+    if constraint is None:
+        return value
+    optional = default is None or bool(spec.get("optional", False))
+    numeric = isinstance(constraint.item if isinstance(constraint, Seq) else constraint, Interval)
+    candidate = value
+    if numeric:  # number-like text (YAML keeps "1e-5" as text) counts as the number it spells
+        candidate = [_as_number(v) for v in value] if isinstance(value, (list, tuple)) else _as_number(value)
+    alternatives = (constraint, None) if optional else (constraint,)
+    checked = check(candidate, *alternatives, name=name, owner=f"notebook {notebook}")
+    if isinstance(checked, float) and math.isnan(checked):  # pragma: no cover - Interval never passes NaN
+        raise InvalidParameterError(f"The {name!r} parameter of notebook {notebook} must not be NaN.")
+    if isinstance(default, dict) and isinstance(checked, dict):  # a partial dict: known keys, each value checked
+        if set(checked) - set(default):
+            raise InvalidParameterError(f"The {name!r} parameter of notebook {notebook} must be a dict with keys among "
+                                        f"{sorted(default)}. Got {checked!r} instead.")
+        keys = spec.get("keys") or {}
+        return {k: _check_value(f"{name}[{k!r}]", v, default=default[k], spec=keys.get(k, {}), notebook=notebook)
+                for k, v in checked.items()}
+    return list(checked) if isinstance(checked, tuple) else checked
 
 
 def check_notebook_metadata(*, defaults: Mapping[str, str | None], ranges: Mapping[str, Any] | None,

@@ -11,14 +11,25 @@ NOTEBOOK = Path(__file__).parents[2] / "notebooks" / "02_privacy_attacks.ipynb"
 
 
 def test_every_parameter_of_notebook_02_has_a_range():
-    # the grouped parameters (dict literals) are checked key by key by attack_study_parameters, in the notebook's
-    # configuration cell (before anything trains); every other parameter by the runner, before anything runs
+    # every parameter is checked by the runner before anything runs; the grouped ones (dict literals) key by key,
+    # and again by attack_study_parameters in the notebook's configuration cell
     from workbench.privacy import studies as S
 
-    grouped = set(S.ATTACK_GROUPS)
-    assert set(batch.parameter_ranges(NOTEBOOK)) == set(batch.notebook_parameters(NOTEBOOK)) - {"SEED", "OUTPUT_DIR"} - grouped
-    assert grouped <= set(batch.notebook_parameters(NOTEBOOK))
+    ranges = batch.parameter_ranges(NOTEBOOK)
+    assert set(ranges) == set(batch.notebook_parameters(NOTEBOOK)) - {"SEED", "OUTPUT_DIR"}
+    assert {g: set(ranges[g]["keys"]) for g in S.ATTACK_GROUPS} == {g: set(keys) for g, keys in S.ATTACK_GROUPS.items()}
     assert {g: set(keys) for g, keys in S.ATTACK_GROUP_CHECKS.items()} == {g: set(keys) for g, keys in S.ATTACK_GROUPS.items()}
+
+
+@pytest.mark.parametrize("group, value, message", [
+    ("CANARY", {"epochs": 0}, """The "CANARY['epochs']" parameter of notebook 02_privacy_attacks must be an int >= 1. Got 0 instead."""),
+    ("CANARY", {"dropout": 1.0}, """The "CANARY['dropout']" parameter of notebook 02_privacy_attacks must be a float in [0, 1). Got 1.0 instead."""),
+    ("TRAINING", {"epochs": 3}, "The 'TRAINING' parameter of notebook 02_privacy_attacks must be a dict with keys among"),
+])
+def test_grouped_values_are_refused_key_by_key_before_anything_runs(group, value, message, tmp_path):
+    with pytest.raises(batch.BatchError, match=re.escape(message)):
+        batch.run_notebooks([NOTEBOOK], parameters={group: value}, output=tmp_path)
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("name, value, accepts", [
