@@ -225,3 +225,17 @@ def test_seeds_through_the_batch_runner_give_the_same_rows_as_in_one_notebook(tm
     (other / "record.json").write_text(__import__("json").dumps({**record, "config": {**record["config"], "rounds": 99}}))
     with pytest.raises(ValueError, match=r"differ in \['rounds'\]"):
         S.seeds_from_runs(tmp_path)
+
+
+def test_difference_figure_draws_each_interval_around_its_difference():
+    from workbench.plots.federated import difference_figure
+
+    t = pd.DataFrame({"setting": ["natural", "natural", "topics", "topics"], "strategy": ["activity", "uniform"] * 2,
+                      "n_seeds": 5, "difference": [-0.5, 0.0, 0.1, 0.0], "difference_low": [-0.6, None, -0.2, None],
+                      "difference_high": [-0.4, None, 0.5, None]})
+    fig = difference_figure(t, metric="test_perplexity")
+    (trace,) = fig.data  # uniform, the baseline, is not drawn
+    assert list(trace.x) == ["natural", "topics"] and list(trace.y) == [-0.5, 0.1]
+    np.testing.assert_allclose(trace.error_y.array, [0.1, 0.4])
+    np.testing.assert_allclose(trace.error_y.arrayminus, [0.1, 0.3])
+    assert fig.layout.shapes[0].y0 == 0 and fig.layout.showlegend

@@ -212,7 +212,8 @@ def difference_figure(intervals, *, metric: str = "test_accuracy", baseline: str
     n = int(intervals["n_seeds"].max()) if len(intervals) else 0
     label = _LABELS.get(metric, metric)
     fig.update_layout(template=TEMPLATE, title=title or f"{label}: difference to {baseline} selection, 95% interval over {n} seeds",
-                      xaxis_title="devices", yaxis_title=f"difference in {label}", scattermode="group")
+                      xaxis_title="devices", yaxis_title=f"difference in {label}", scattermode="group",
+                      showlegend=True, legend_title_text="strategy")
     return fig
 
 
