@@ -195,7 +195,6 @@ class FlipStudyConfig:
         return load_image_split(self.dataset, n_train=self.n_train, n_test=self.n_test, seed=self.seed)
 
 
-
 def _listed(value):
     return list(value) if isinstance(value, tuple) else value
 
@@ -224,6 +223,7 @@ def flip_study_config(*, tradeoff: dict | None = None, **fields) -> FlipStudyCon
     """
     given = fill_group(tradeoff, FLIP_GROUPS["TRADEOFF"], name="TRADEOFF", owner="notebook 06_model_update_flips")
     return FlipStudyConfig(**fields, **{f"tradeoff_{key}": value for key, value in given.items()})
+
 
 @dataclass
 class FlipStudy:
@@ -525,7 +525,6 @@ class BCTStudyConfig:
         return load_image_split(self.dataset, n_train=self.n_train, n_test=self.n_test, seed=self.seed)
 
 
-
 #: Notebook 07's grouped parameter ``MODELS`` (a dict literal): its keys are :class:`BCTStudyConfig` fields, with their
 #: defaults; see :func:`bct_study_config`.
 BCT_GROUPS = {"MODELS": {key: _listed(BCTStudyConfig.__dataclass_fields__[key].default)
@@ -550,6 +549,7 @@ def bct_study_config(*, models: dict | None = None, **fields) -> BCTStudyConfig:
     """
     given = fill_group(models, BCT_GROUPS["MODELS"], name="MODELS", owner="notebook 07_backward_compatible_embeddings")
     return BCTStudyConfig(**fields, **given)
+
 
 @dataclass
 class RetrievalSplit:

@@ -142,7 +142,6 @@ def test_words(tests) -> list:
 test_words.__test__ = False  # not a pytest test despite its name
 
 
-
 #: Notebook 04's grouped parameters (dict literals), each key an :class:`IntrinsicStudyConfig` field with its default;
 #: see :func:`intrinsic_study_config`.
 INTRINSIC_GROUPS = {
@@ -171,6 +170,7 @@ def intrinsic_study_config(*, contexts: dict | None = None, statistics: dict | N
     for name, given in {"CONTEXTS": contexts, "STATISTICS": statistics}.items():
         fields.update(fill_group(given, INTRINSIC_GROUPS[name], name=name, owner="notebook 04_intrinsic_bias_ceat"))
     return IntrinsicStudyConfig(**fields)
+
 
 @dataclass
 class ContextSearch:
