@@ -34,6 +34,7 @@ Examples
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -145,9 +146,10 @@ def expand_grid(grid: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [dict(zip(names, combo)) for combo in itertools.product(*choices)]
 
 
-def _yaml_load(text: str):
-    """``yaml.safe_load`` that also reads ``1e-5`` as a number (YAML 1.1, PyYAML's dialect, wants ``1.0e-5``), in
-    grid files, ``-p`` values and inside their lists and dicts alike."""
+@functools.lru_cache(maxsize=None)
+def _yaml_loader():
+    """``yaml.SafeLoader`` that also reads ``1e-5`` as a number (YAML 1.1, PyYAML's dialect, wants ``1.0e-5``), in
+    grid files, ``-p`` values and inside their lists and dicts alike (made once; yaml is imported only when needed)."""
     import yaml
 
     class Loader(yaml.SafeLoader):
@@ -155,7 +157,13 @@ def _yaml_load(text: str):
 
     Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
                                  list("-+0123456789."))
-    return yaml.load(text, Loader=Loader)
+    return Loader
+
+
+def _yaml_load(text: str):
+    import yaml
+
+    return yaml.load(text, Loader=_yaml_loader())
 
 
 def load_grid(path: str | os.PathLike) -> list[dict[str, Any]]:

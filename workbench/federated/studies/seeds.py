@@ -77,7 +77,7 @@ def seeds_from_runs(runs_dir, *, table: str = "seeds", notebook: str = "03_feder
     """
     from pathlib import Path
 
-    from workbench.results import RECORD_NAME, load_record
+    from workbench.results import RECORD_NAME, load_record, record_problem
 
     check(table, Options(("seeds", "partition_seeds")), name="table", owner="seeds_from_runs")
     frames, settings = [], {}
@@ -86,7 +86,9 @@ def seeds_from_runs(runs_dir, *, table: str = "seeds", notebook: str = "03_feder
             rec = load_record(path)
         except (OSError, ValueError):
             continue  # a broken record: `python -m workbench collect` lists it with the reason
-        rows = (rec.get("tables") or {}).get(table) if isinstance(rec, dict) else None
+        if record_problem(rec):  # the same
+            continue
+        rows = (rec.get("tables") or {}).get(table)
         if not rows or rec.get("notebook") != notebook or rec.get("status") != "completed":
             continue
         frames.append(pd.DataFrame(rows))
