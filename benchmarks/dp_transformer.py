@@ -19,7 +19,7 @@ one run. ``noise share`` is the time ``torch.normal_`` takes to draw one step's 
 parameter) divided by the fast engine's step time. Every engine runs with the same torch thread count (``--threads``).
 
 ``fast`` is the engine as :func:`workbench.privacy.dp.train` runs it: ``max_physical_batch_size="auto"`` (a batch
-whose kept output gradients reach 256 MB is clipped in slices, exactly; MiniLM at batch 128 x 32 tokens: two slices
+whose kept output gradients reach ``workbench.privacy.fast_dp.AUTO_SLICE_MIN_BYTES`` is clipped in slices, exactly; MiniLM at batch 128 x 32 tokens: two slices
 of 64, the row's ``physical_batch_size``) and the noise drawn into the one gradient buffer on the spare core while
 the step's forward and backward run. ``fast-whole-batch`` (only when named in ``--engines``) never slices.
 

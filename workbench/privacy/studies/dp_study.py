@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from workbench.validation import Interval, Options, Seq, check
+from workbench.validation import Interval, Options, Seq, check, fill_groups
 
 from .training import dp_study_metrics
 
@@ -66,8 +66,6 @@ def dp_study_parameters(parameters: Mapping[str, Any]) -> dict:
     ...
     workbench.validation.InvalidParameterError: The "DATA['n_tweets']" parameter of notebook 01_dp_vs_non_dp must be an int in [10, 38158]. Got 5 instead.
     """
-    from workbench.validation import fill_groups
-
     return fill_groups(parameters, DP_GROUPS, owner="notebook 01_dp_vs_non_dp", constraints=_group_constraints())
 
 

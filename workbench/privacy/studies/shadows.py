@@ -201,9 +201,10 @@ def shadow_count_study(data: tuple, *, config: ShadowStudyConfig = ShadowStudyCo
                        timings=timings)
 
 
-def shadow_metrics(table: pd.DataFrame) -> dict:
+def shadow_metrics(table: pd.DataFrame, *, prefix: str = "shadows", without_count=()) -> dict:
     """Flat metrics of a shadow-budget table (:attr:`ShadowStudy.table`) for a run record:
-    ``shadows/<attack>/k_<count>/auc``, ``.../tpr_at_fpr_0.001`` and ``.../tpr_at_fpr_0.01``.
+    ``<prefix>/<attack>/k_<count>/auc``, ``.../tpr_at_fpr_0.001`` and ``.../tpr_at_fpr_0.01`` (attacks in
+    ``without_count``, which use no shadow model, without the ``k_<count>`` part).
 
     Examples
     --------
@@ -214,7 +215,8 @@ def shadow_metrics(table: pd.DataFrame) -> dict:
     """
     metrics = {}
     for r in table.to_dict("records"):
-        key = metric_key("shadows", metric_label(r["attack"]), f"k_{r['shadows']}")
+        count = () if r["attack"] in without_count else (f"k_{r['shadows']}",)
+        key = metric_key(prefix, metric_label(r["attack"]), *count)
         for name in ("auc", *TPR_COLUMNS):
             metrics[f"{key}/{name}"] = r[name]
     return metrics

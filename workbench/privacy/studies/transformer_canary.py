@@ -30,7 +30,7 @@ from workbench.validation import InstanceOf, Interval, Options, Seq, check, chec
 from .. import canaries as C
 from ._labels import NON_DP, _epsilon_label, metric_label
 from .canary import labelled_split
-from .minilm_top import TopModel, bottom_states, cache_hidden_states, forward_embeddings
+from .minilm_top import TopModel, cache_hidden_states, forward_embeddings
 
 __all__ = ["canary_token_ids", "code_losses", "invert_canary", "TransformerCanaryConfig", "TransformerCanaryStudy",
            "transformer_canary_study", "canary_recovery", "transformer_canary_metrics"]
@@ -88,10 +88,7 @@ def code_losses(model, top: TopModel, *, canary: C.Canary, codes, tokenizer=None
     with _eval(model, top):
         for start in range(0, len(ids), batch_size):
             chunk = ids[start : start + batch_size]
-            n, t = chunk.shape
-            emb = model.bert.embeddings(input_ids=chunk, position_ids=torch.arange(t).repeat(n, 1), token_type_ids=torch.zeros_like(chunk))
-            h = bottom_states(model, emb, torch.ones(n, t, dtype=torch.bool), top_layers=len(top.layers))
-            logits = top(torch.cat([h, torch.ones(n, t, 1)], dim=-1)).double()
+            logits = forward_embeddings(model, top, model.bert.embeddings.word_embeddings(chunk)).double()
             out.append((torch.logsumexp(logits, 1) - logits[:, canary.label]).numpy())
     return np.concatenate(out) if out else np.empty(0)
 
@@ -311,7 +308,6 @@ def transformer_canary_study(texts: Sequence[str], *, labels,
     """
     from workbench.training import TrainConfig, evaluate
 
-    from ..accounting import noise_for_epsilon
     from ..dp import DPConfig, train
     from ..transformer import MiniLMClassifier, TokenizedTexts
 
@@ -332,16 +328,11 @@ def transformer_canary_study(texts: Sequence[str], *, labels,
     val_texts = TokenizedTexts([t for t, v in zip(texts, is_val) if v], y[is_val], max_len=config.max_len)
     val_xy = (cache_hidden_states(base, val_texts, top_layers=config.top_layers), val_texts.y)
     cache_seconds = time.perf_counter() - start
-    steps_per_epoch = -(-len(data) // config.batch_size)
     train_seconds = attack_seconds = 0.0
     rows, models = [], {}
     for eps in [None, *config.epsilons]:
         start = time.perf_counter()
-        dp = None
-        if eps is not None:
-            sigma = noise_for_epsilon(target_epsilon=eps, sample_rate=1 / steps_per_epoch, steps=steps_per_epoch * config.epochs,
-                                      delta=config.delta)
-            dp = DPConfig(noise_multiplier=sigma, delta=config.delta)
+        dp = None if eps is None else DPConfig(target_epsilon=eps, delta=config.delta)  # the accountant sets the noise
         torch.manual_seed(seed)
         top = TopModel.from_classifier(base, top_layers=config.top_layers)
         cfg = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr if dp is None else config.dp_lr, seed=seed)

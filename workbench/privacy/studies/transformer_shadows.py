@@ -17,14 +17,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from workbench.results import metric_key
 from workbench.validation import Boolean, InstanceOf, Interval, Seq, check, check_fields
 
 from .. import attacks as A
-from ._labels import class_labels, metric_label
+from ._labels import class_labels
 from .membership import TPR_COLUMNS
 from .minilm_top import TopModel, cache_hidden_states
-from .shadows import ShadowStudyConfig, shadow_count_study
+from .shadows import ShadowStudyConfig, shadow_count_study, shadow_metrics
 
 __all__ = ["TransformerShadowConfig", "TransformerShadowStudy", "transformer_shadow_study", "transformer_shadow_metrics"]
 
@@ -169,10 +168,4 @@ def transformer_shadow_metrics(table: pd.DataFrame) -> dict:
     >>> transformer_shadow_metrics(t)["minilm_shadows/loss/auc"]
     0.55
     """
-    metrics = {}
-    for r in table.to_dict("records"):
-        parts = ("minilm_shadows", metric_label(r["attack"])) + (() if r["attack"] == "loss" else (f"k_{r['shadows']}",))
-        key = metric_key(*parts)
-        for name in ("auc", *TPR_COLUMNS):
-            metrics[f"{key}/{name}"] = r[name]
-    return metrics
+    return shadow_metrics(table, prefix="minilm_shadows", without_count=("loss",))
