@@ -113,14 +113,9 @@ def bench_engines(*, rounds: int, clients_per_round: int, strategy: str, skip_fl
         with torch.no_grad():
             return parameters_to_vector(model.parameters()).detach().clone()
 
-    def simulator():
+    def fedavg(simulator=None):
         t = time.perf_counter()
-        res = run_fedavg(data, model_fn=model_fn, config=cfg, progress=False)
-        return time.perf_counter() - t, [r["selected"] for r in res.history], vec(res.model)
-
-    def batched():
-        t = time.perf_counter()
-        res = run_fedavg(data, model_fn=model_fn, config=cfg, progress=False, simulator=BatchedSimulator)
+        res = run_fedavg(data, model_fn=model_fn, config=cfg, progress=False, simulator=simulator)
         return time.perf_counter() - t, [r["selected"] for r in res.history], vec(res.model)
 
     def flower():
@@ -129,7 +124,7 @@ def bench_engines(*, rounds: int, clients_per_round: int, strategy: str, skip_fl
         res = run_flower_inprocess(data, model_fn=model_fn, config=cfg)
         return res["total_seconds"], res["selected"], res["parameters"]
 
-    engines = {"simulator": simulator, "batched_simulator": batched}
+    engines = {"simulator": fedavg, "batched_simulator": lambda: fedavg(BatchedSimulator)}
     if not skip_flower:
         engines["flower_server_loop"] = flower
     for fn in engines.values():  # warm-up (imports, allocator, first-call overheads)

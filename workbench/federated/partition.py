@@ -117,6 +117,10 @@ class Partition:
         """Samples per client (int64 array)."""
         return np.diff(self.offsets)
 
+    def sample_ids(self) -> np.ndarray:
+        """Every client's sample ids, client after client (``indices``, or ``0 .. n_samples - 1`` without them)."""
+        return np.arange(self.n_samples, dtype=np.int64) if self.indices is None else self.indices
+
     def __len__(self) -> int:
         return self.n_clients
 
@@ -172,7 +176,7 @@ class Partition:
         if labels is not None:
             labels = np.asarray(labels, dtype=np.int64)
             k = int(n_classes if n_classes is not None else labels.max() + 1 if labels.size else 0)
-            ids = np.arange(self.n_samples) if self.indices is None else self.indices
+            ids = self.sample_ids()
             owner = np.repeat(np.arange(self.n_clients), self.sizes)
             counts = np.zeros((self.n_clients, k), dtype=np.int64)
             np.add.at(counts, (owner, labels[ids]), 1)
@@ -370,7 +374,7 @@ def shuffled_like(partition: Partition, *, seed: int = 0) -> Partition:
     >>> q.sizes.tolist() == p.sizes.tolist(), sorted(q.indices.tolist())
     (True, [0, 1, 2, 3, 4])
     """
-    ids = np.arange(partition.n_samples, dtype=np.int64) if partition.indices is None else partition.indices
+    ids = partition.sample_ids()
     return Partition(partition.offsets, np.random.default_rng(seed).permutation(ids), partition.names)
 
 

@@ -226,7 +226,7 @@ class UniformSelection(SelectionStrategy):
     name = "uniform"
 
     def select(self, rng, *, sizes, k, round_idx=0, loss_fn=None):
-        sizes, available = _check_inputs(rng, sizes, k, "UniformSelection.select")
+        sizes, _ = _check_inputs(rng, sizes, k, "UniformSelection.select")
         n = sizes.size
         # Draw device numbers uniformly and skip empty devices and repeats: a uniform random subset of the
         # devices holding data, at O(k) cost when most devices hold data.
@@ -264,14 +264,15 @@ class TemperedSelection(SelectionStrategy):
     def params(self):
         return {"t": self.t}
 
-    def weights(self, sizes) -> np.ndarray:
+    def weights(self, sizes, *, out: np.ndarray | None = None) -> np.ndarray:
+        """Each device's weight n_i ** t (``out``: a float64 array to write the square roots of t = 0.5 into)."""
         sizes = np.asarray(sizes)
         if self.t == 1.0:
             return sizes
         if self.t == 0.0:
             return (sizes > 0).astype(np.float64)
         if self.t == 0.5:
-            return np.sqrt(sizes, dtype=np.float64)
+            return np.sqrt(sizes, dtype=np.float64, out=out)
         if np.issubdtype(sizes.dtype, np.integer):
             # Most devices hold few samples: look n ** t up in a table, compute it only for the large ones.
             if getattr(self, "_table", None) is None:
@@ -283,7 +284,7 @@ class TemperedSelection(SelectionStrategy):
         return np.power(sizes, self.t, dtype=np.float64)
 
     def select(self, rng, *, sizes, k, round_idx=0, loss_fn=None):
-        sizes, available = _check_inputs(rng, sizes, k, f"{type(self).__name__}.select")
+        sizes, _ = _check_inputs(rng, sizes, k, f"{type(self).__name__}.select")
         return self._draw(rng, sizes, k)
 
     def _draw(self, rng, sizes: np.ndarray, k: int) -> np.ndarray:
@@ -291,14 +292,13 @@ class TemperedSelection(SelectionStrategy):
         chosen: list[int] = []
         if sizes.size >= _REJECTION_MIN_DEVICES:
             top = float(self.weights(sizes.max(keepdims=True))[0])
-            chosen = _rejection_draws(rng, sizes, k, weight=self.weights, top=top, budget=sizes.size // _REJECTION_BUDGET_DIVISOR)
+            chosen = _rejection_draws(rng, sizes, k, weight=self.weights, top=top,
+                                      budget=sizes.size // _REJECTION_BUDGET_DIVISOR)
             if len(chosen) == k:
                 return np.asarray(chosen, dtype=np.int64)
-        if self.t == 0.5:  # the default: the square roots go into a kept buffer too
-            weights = np.sqrt(sizes, dtype=np.float64, out=_buffer(self, "_sqrt", sizes.size, np.float64))
-        else:
-            weights = self.weights(sizes)
-        return _successive_draws(rng, weights, k, work=_buffer(self, "_cdf", sizes.size, np.int64), chosen=chosen)
+        kept = _buffer(self, "_sqrt", sizes.size, np.float64) if self.t == 0.5 else None  # the default's square roots
+        return _successive_draws(rng, self.weights(sizes, out=kept), k, work=_buffer(self, "_cdf", sizes.size, np.int64),
+                                 chosen=chosen)
 
 
 class ActivitySelection(TemperedSelection):

@@ -105,13 +105,13 @@ class FederatedData:
         return self.train.n_clients
 
     def test_indices(self, max_samples: int | None = None, *, seed: int = 0) -> np.ndarray:
-        ids = np.arange(self.test.n_samples) if self.test.indices is None else self.test.indices
+        ids = self.test.sample_ids()
         if max_samples is not None and len(ids) > max_samples:
             ids = np.sort(np.random.default_rng(seed).choice(ids, size=max_samples, replace=False))
         return ids
 
     def pooled_train(self) -> tuple[torch.Tensor, torch.Tensor]:
-        ids = np.arange(self.train.n_samples) if self.train.indices is None else self.train.indices
+        ids = self.train.sample_ids()
         idx = torch.as_tensor(ids)
         return self.X[idx], self.y[idx]
 
@@ -599,7 +599,7 @@ def run_fedavg(data: FederatedData, *, model_fn: Callable[[], nn.Module], config
 
 def _client_metrics(model: nn.Module, data: FederatedData, participation: np.ndarray) -> pd.DataFrame:
     """Each device's loss/accuracy on its own test samples (devices without test samples are left out)."""
-    ids = np.arange(data.test.n_samples) if data.test.indices is None else data.test.indices
+    ids = data.test.sample_ids()
     loss, correct = evaluate_samples(model, data.X[torch.as_tensor(ids)], data.y[torch.as_tensor(ids)])
     owner = np.repeat(np.arange(data.n_clients), data.test.sizes)
     n_test = data.test.sizes

@@ -166,6 +166,16 @@ def partition_sizes_figure(sizes: Mapping[str, Sequence[int]], *, min_size: int 
     return fig
 
 
+def _interval_points(table, *, by: str, x: str, y: str, low: str, high: str) -> go.Figure:
+    """One marker series per value of ``by``: ``y`` against ``x`` with the asymmetric interval [``low``, ``high``]."""
+    fig = go.Figure()
+    for name, g in table.groupby(by, sort=False):
+        fig.add_trace(go.Scatter(x=g[x], y=g[y], mode="markers", name=str(name), marker={"size": 10},
+                                 error_y={"type": "data", "symmetric": False, "array": g[high] - g[y],
+                                          "arrayminus": g[y] - g[low]}))
+    return fig
+
+
 def seed_intervals_figure(intervals, *, metric: str = "test_accuracy", title: str | None = None) -> go.Figure:
     """Mean and confidence interval per strategy over seeds, one colour per setting (a
     :func:`workbench.federated.studies.seed_intervals` table).
@@ -177,11 +187,7 @@ def seed_intervals_figure(intervals, *, metric: str = "test_accuracy", title: st
     >>> seed_intervals_figure(t).data[0].name
     'static'
     """
-    fig = go.Figure()
-    for setting, g in intervals.groupby("setting", sort=False):
-        fig.add_trace(go.Scatter(x=g["strategy"], y=g["mean"], mode="markers", name=str(setting), marker={"size": 10},
-                                 error_y={"type": "data", "symmetric": False, "array": g["ci_high"] - g["mean"],
-                                          "arrayminus": g["mean"] - g["ci_low"]}))
+    fig = _interval_points(intervals, by="setting", x="strategy", y="mean", low="ci_low", high="ci_high")
     n = int(intervals["n_seeds"].max()) if len(intervals) else 0
     fig.update_layout(template=TEMPLATE, title=title or f"final {_LABELS.get(metric, metric)}: mean and 95% interval over {n} seeds",
                       xaxis_title="selection strategy", yaxis_title=_LABELS.get(metric, metric), scattermode="group")
@@ -202,12 +208,8 @@ def difference_figure(intervals, *, metric: str = "test_accuracy", baseline: str
     >>> [trace.name for trace in difference_figure(t).data]
     ['activity']
     """
-    fig = go.Figure()
-    others = intervals[intervals["strategy"] != baseline]
-    for strategy, g in others.groupby("strategy", sort=False):
-        fig.add_trace(go.Scatter(x=g["setting"], y=g["difference"], mode="markers", name=str(strategy), marker={"size": 10},
-                                 error_y={"type": "data", "symmetric": False, "array": g["difference_high"] - g["difference"],
-                                          "arrayminus": g["difference"] - g["difference_low"]}))
+    fig = _interval_points(intervals[intervals["strategy"] != baseline], by="strategy", x="setting", y="difference",
+                           low="difference_low", high="difference_high")
     fig.add_hline(y=0, line_dash="dash", line_color="grey")
     n = int(intervals["n_seeds"].max()) if len(intervals) else 0
     label = _LABELS.get(metric, metric)

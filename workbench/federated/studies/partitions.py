@@ -2,6 +2,8 @@
 selection over seeds (:func:`partition_seed_study`)."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 
@@ -9,16 +11,16 @@ from workbench.validation import Boolean, Interval, Options, Seq, check
 
 from ..partition import (Partition, dirichlet_partition, iid_partition, kmeans_partition, partition_stats,
                          quantity_partition)
-from ..simulation import FederatedData, run_fedavg
+from ..simulation import FederatedData
 from .config import FedStudyConfig
-from .runs import _among, _final_row
+from .runs import _among
 from .seeds import seed_study
 
 __all__ = ["fednlp_partitions", "partition_study", "with_partition", "SEED_PARTITIONS", "partition_seed_study"]
 
 
 def fednlp_partitions(data: FederatedData, *, n_clients: int, alpha: float = 0.1, min_partition_size: int = 10,
-                      seed: int = 0, topics: bool = True) -> dict:
+                      seed: int = 0, topics: bool = True, names=None) -> dict:
     """FedNLP's partitions of ``data``'s training samples, by name: IID, label-Dirichlet and quantity skew (each
     without and with a minimum partition size) and, with ``topics``, k-means topic clusters (without and with the
     minimum size) of MiniLM features: the tweets' own features, or for Shakespeare the features of the speech each
@@ -26,40 +28,39 @@ def fednlp_partitions(data: FederatedData, *, n_clients: int, alpha: float = 0.1
     samples stay together).
 
     Each :class:`~workbench.federated.partition.Partition` holds *positions* into the training samples
-    (``0 .. data.train.n_samples - 1``); :func:`with_partition` turns one into devices to train on.
+    (``0 .. data.train.n_samples - 1``); :func:`with_partition` turns one into devices to train on. ``names``: build
+    only these (default: all), e.g. to skip the k-means fits that are not needed.
     """
     check(topics, Boolean(), name="topics", owner="fednlp_partitions")
     labels = _train_labels(data)
-    features, groups = None, None
-    if topics and data.X.is_floating_point():
-        features = data.X[_train_ids(data)].numpy()
-    elif topics and "speeches" in data.info:
+    n, m = len(labels), min_partition_size
+
+    @functools.cache
+    def topics_of():  # kmeans_partition's features (and groups): read once, only if a topic partition is built
+        if data.X.is_floating_point():
+            return {"features": data.X[data.train.sample_ids()].numpy()}
         from ..tasks import speech_features
 
-        features, groups = speech_features(data), np.asarray(data.info["speech"])[_train_ids(data)]
-    n = len(labels)
-    parts = {
-        "iid": iid_partition(n, n_clients=n_clients, seed=seed),
-        f"dirichlet (alpha {alpha:g})": dirichlet_partition(labels, n_clients=n_clients, alpha=alpha, seed=seed),
-        f"dirichlet, min size {min_partition_size}": dirichlet_partition(
-            labels, n_clients=n_clients, alpha=alpha, seed=seed, min_partition_size=min_partition_size, min_size_method="top_up"),
-        f"quantity (alpha {alpha:g})": quantity_partition(n, n_clients=n_clients, alpha=alpha, seed=seed),
-        f"quantity, min size {min_partition_size}": quantity_partition(n, n_clients=n_clients, alpha=alpha, seed=seed,
-                                                                     min_size=min_partition_size),
+        return {"features": speech_features(data), "groups": np.asarray(data.info["speech"])[data.train.sample_ids()]}
+
+    builders = {
+        "iid": lambda: iid_partition(n, n_clients=n_clients, seed=seed),
+        f"dirichlet (alpha {alpha:g})": lambda: dirichlet_partition(labels, n_clients=n_clients, alpha=alpha, seed=seed),
+        f"dirichlet, min size {m}": lambda: dirichlet_partition(labels, n_clients=n_clients, alpha=alpha, seed=seed,
+                                                                min_partition_size=m, min_size_method="top_up"),
+        f"quantity (alpha {alpha:g})": lambda: quantity_partition(n, n_clients=n_clients, alpha=alpha, seed=seed),
+        f"quantity, min size {m}": lambda: quantity_partition(n, n_clients=n_clients, alpha=alpha, seed=seed, min_size=m),
     }
-    if features is not None:
-        parts["k-means topics"] = kmeans_partition(np.asarray(features), n_clients=n_clients, seed=seed, groups=groups)
-        parts[f"k-means topics, min size {min_partition_size}"] = kmeans_partition(
-            np.asarray(features), n_clients=n_clients, seed=seed, groups=groups, min_partition_size=min_partition_size)
-    return parts
-
-
-def _train_ids(data: FederatedData) -> np.ndarray:
-    return np.arange(data.train.n_samples) if data.train.indices is None else data.train.indices
+    if topics and (data.X.is_floating_point() or "speeches" in data.info):
+        builders["k-means topics"] = lambda: kmeans_partition(**topics_of(), n_clients=n_clients, seed=seed)
+        builders[f"k-means topics, min size {m}"] = lambda: kmeans_partition(**topics_of(), n_clients=n_clients,
+                                                                             seed=seed, min_partition_size=m)
+    wanted = builders if names is None else [name for name in builders if name in set(names)]
+    return {name: builders[name]() for name in wanted}
 
 
 def _train_labels(data: FederatedData) -> np.ndarray:
-    return data.y[_train_ids(data)].numpy()
+    return data.y[data.train.sample_ids()].numpy()
 
 
 def partition_study(data: FederatedData, *, n_clients: int, alpha: float = 0.1, min_partition_size: int = 10,
@@ -92,8 +93,8 @@ def with_partition(data: FederatedData, partition, *, name: str, seed: int = 0) 
     >>> d.train.sizes.tolist(), d.test.n_clients, d.name
     ([1, 0, 3], 3, 'data-skewed')
     """
-    ids = _train_ids(data)
-    positions = np.arange(partition.n_samples) if partition.indices is None else partition.indices
+    ids = data.train.sample_ids()
+    positions = partition.sample_ids()
     if partition.n_samples != len(ids) or len(np.unique(positions)) != len(ids):
         raise ValueError(f"The 'partition' parameter of with_partition must deal each of the {len(ids)} training "
                          f"samples once. Got {partition.n_samples} positions instead.")
@@ -131,8 +132,6 @@ def partition_seed_study(data: FederatedData, config: FedStudyConfig, *, seeds, 
     ...
     workbench.validation.InvalidParameterError: The 'partitions' parameter of partition_seed_study must be a non-empty list or tuple of one of ('dirichlet', 'quantity', 'topics'). Got ['labels'] instead.
     """
-    from tqdm.auto import tqdm
-
     from ..tasks import make_model_fn
 
     owner = "partition_seed_study"
@@ -149,14 +148,11 @@ def partition_seed_study(data: FederatedData, config: FedStudyConfig, *, seeds, 
     else:
         tables = [seed_study(data, config, seeds=seeds, strategies=strategies, settings=("static",), model_fn=model_fn,
                              progress=progress).assign(setting="natural")]
+    names = {key: SEED_PARTITIONS[key].format(m=min_partition_size) for key in partitions}
     made = fednlp_partitions(data, n_clients=config.n_clients, alpha=alpha, min_partition_size=min_partition_size,
-                             seed=config.seed, topics="topics" in partitions)
-    rows = []
-    jobs = [(key, s, seed) for key in partitions for s in strategies for seed in seeds]
-    devices = {key: with_partition(data, made[SEED_PARTITIONS[key].format(m=min_partition_size)], name=key,
-                                   seed=config.seed) for key in partitions}
-    for key, s, seed in tqdm(jobs, desc="partition seeds", unit="run", disable=not progress):
-        res = run_fedavg(devices[key], model_fn=model_fn, config=config.fed_config(s, seed=seed), progress=False,
-                         simulator=config.simulator)
-        rows.append(_final_row(key, s, res, seed=seed))
-    return pd.concat([*tables, pd.DataFrame(rows)], ignore_index=True)
+                             seed=config.seed, names=names.values())
+    for key, name in names.items():
+        devices = with_partition(data, made[name], name=key, seed=config.seed)
+        tables.append(seed_study(devices, config, seeds=seeds, strategies=strategies, settings=("static",),
+                                 model_fn=model_fn, progress=progress).assign(setting=key))
+    return pd.concat(tables, ignore_index=True)
