@@ -76,7 +76,8 @@ def _default_value(text: str | None) -> Any:
 
 
 def _as_number(value: Any) -> Any:
-    """Text that spells a number (``"1e-5"``, which YAML keeps as text) becomes that number."""
+    """Text that spells a number (``"1e-5"``, as a caller of the Python API may pass it; the runner's YAML already
+    reads it as a number) becomes that number."""
     if isinstance(value, str) and _NUMBER.match(value.strip()):
         number = float(value)
         return int(number) if re.fullmatch(r"[+-]?\d+", value.strip()) else number
@@ -200,7 +201,7 @@ def _check_value(name: str, value: Any, *, default: Any, spec: Mapping[str, Any]
     optional = default is None or bool(spec.get("optional", False))
     numeric = isinstance(constraint.item if isinstance(constraint, Seq) else constraint, Interval)
     candidate = value
-    if numeric:  # number-like text (YAML keeps "1e-5" as text) counts as the number it spells
+    if numeric:  # number-like text ("1e-5") counts as the number it spells
         candidate = [_as_number(v) for v in value] if isinstance(value, (list, tuple)) else _as_number(value)
     alternatives = (constraint, None) if optional else (constraint,)
     checked = check(candidate, *alternatives, name=name, owner=f"notebook {notebook}")

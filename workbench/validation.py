@@ -64,6 +64,7 @@ __all__ = [
     "Callable",
     "check",
     "check_fields",
+    "field_defaults",
     "fill_group",
     "fill_groups",
 ]
@@ -357,6 +358,25 @@ def check_fields(obj, **constraints) -> None:
             object.__setattr__(obj, field_name, value)
         else:
             setattr(obj, field_name, value)
+
+
+def field_defaults(cls, fields: Iterable[str] | Mapping[str, str]) -> dict:
+    """The defaults of some fields of dataclass ``cls``, as a notebook's dict literal shows them (tuples as lists):
+    the ``defaults`` of :func:`fill_group` for a group of config fields. ``fields``: the field names, or a mapping
+    of group keys to field names.
+
+    Examples
+    --------
+    >>> @dataclasses.dataclass
+    ... class Config:
+    ...     epochs: int = 3
+    ...     sizes: tuple = (1, 2)
+    >>> field_defaults(Config, ["epochs", "sizes"]), field_defaults(Config, {"n": "epochs"})
+    ({'epochs': 3, 'sizes': [1, 2]}, {'n': 3})
+    """
+    names = fields if isinstance(fields, Mapping) else {f: f for f in fields}
+    defaults = {key: cls.__dataclass_fields__[f].default for key, f in names.items()}
+    return {key: list(v) if isinstance(v, tuple) else v for key, v in defaults.items()}
 
 
 def fill_group(value, defaults: Mapping[str, Any], *, name: str, owner: str) -> dict:

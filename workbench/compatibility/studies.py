@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from ..results import metric_key
-from ..validation import Because, Boolean, InstanceOf, Interval, Options, Seq, check, check_fields, fill_group
+from ..validation import (Because, Boolean, InstanceOf, Interval, Options, Seq, check, check_fields, field_defaults,
+                          fill_group)
 from .data import DATASETS, ImageSplit, load_image_split
 
 __all__ = [
@@ -195,14 +196,10 @@ class FlipStudyConfig:
         return load_image_split(self.dataset, n_train=self.n_train, n_test=self.n_test, seed=self.seed)
 
 
-def _listed(value):
-    return list(value) if isinstance(value, tuple) else value
-
-
 #: Notebook 06's grouped parameter ``TRADEOFF`` (a dict literal): its keys are the :class:`FlipStudyConfig` fields
 #: ``tradeoff_<key>``, with their defaults; see :func:`flip_study_config`.
-FLIP_GROUPS = {"TRADEOFF": {key: _listed(FlipStudyConfig.__dataclass_fields__[f"tradeoff_{key}"].default)
-                            for key in ("alpha", "betas", "temperatures", "kd_alphas")}}
+FLIP_GROUPS = {"TRADEOFF": field_defaults(FlipStudyConfig, {key: f"tradeoff_{key}"
+                                                             for key in ("alpha", "betas", "temperatures", "kd_alphas")})}
 
 
 def flip_study_config(*, tradeoff: dict | None = None, **fields) -> FlipStudyConfig:
@@ -527,8 +524,8 @@ class BCTStudyConfig:
 
 #: Notebook 07's grouped parameter ``MODELS`` (a dict literal): its keys are :class:`BCTStudyConfig` fields, with their
 #: defaults; see :func:`bct_study_config`.
-BCT_GROUPS = {"MODELS": {key: _listed(BCTStudyConfig.__dataclass_fields__[key].default)
-                         for key in ("old_hidden", "new_hidden", "embedding_dim", "old_epochs", "new_epochs")}}
+BCT_GROUPS = {"MODELS": field_defaults(BCTStudyConfig, ("old_hidden", "new_hidden", "embedding_dim", "old_epochs",
+                                                         "new_epochs"))}
 
 
 def bct_study_config(*, models: dict | None = None, **fields) -> BCTStudyConfig:

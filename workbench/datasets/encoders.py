@@ -108,6 +108,7 @@ def load_encoder(name: str = "minilm") -> Encoder:
     """
     if name not in ENCODERS:
         raise ValueError(f"The 'name' parameter of load_encoder must be one of {sorted(ENCODERS)}. Got {name!r} instead.")
+    spec = encoder_spec(name)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from transformers import AutoModel, AutoTokenizer
@@ -118,7 +119,7 @@ def load_encoder(name: str = "minilm") -> Encoder:
         tokenizer.pad_token = tokenizer.eos_token
         tokenizer.padding_side = "right"
     model = AutoModel.from_pretrained(folder).eval()
-    return Encoder(name, tokenizer, model, _fingerprint(name, folder))
+    return Encoder(name, tokenizer, model, spec.fingerprint)
 
 
 def feature_cache_path(texts: Sequence[str], *, encoder: Encoder | EncoderSpec, layer: int, pooling: str,

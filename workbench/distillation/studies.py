@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from workbench.validation import Boolean, Interval, Options, Seq, check_fields
+from workbench.validation import Boolean, Interval, Options, Seq, check_fields, field_defaults, fill_group
 
 __all__ = ["VARIANTS", "DistillationStudyConfig", "DistillationStudy", "distill_group", "distillation_study",
            "distillation_metrics", "distillation_record"]
@@ -128,9 +128,7 @@ def distill_group(value: dict | None) -> dict:
     ...
     workbench.validation.InvalidParameterError: The 'DISTILL' parameter of notebook 08_counterfactual_distillation must be a dict with keys among ['alpha', 'lr', 'temperature']. Got {'temp': 1.0} instead.
     """
-    from workbench.validation import fill_group
-
-    defaults = {k: DistillationStudyConfig.__dataclass_fields__[k].default for k in ("temperature", "alpha", "lr")}
+    defaults = field_defaults(DistillationStudyConfig, ("temperature", "alpha", "lr"))
     return fill_group(value, defaults, name="DISTILL", owner="notebook 08_counterfactual_distillation")
 
 

@@ -109,6 +109,7 @@ def contextual_word_embeddings(sentences: Sequence[str], words: Sequence[str], *
     (2, 2, 384)
     """
     from workbench.datasets import load_encoder
+    from workbench.datasets.encoders import encoder_spec
 
     if isinstance(sentences, str) or isinstance(words, str):
         raise TypeError("The 'sentences' and 'words' parameters of contextual_word_embeddings must be sequences of strings.")
@@ -122,7 +123,7 @@ def contextual_word_embeddings(sentences: Sequence[str], words: Sequence[str], *
         if m is None:
             raise ValueError(f"contextual_word_embeddings: the word {w!r} does not occur in its sentence {s!r}.")
         spans.append(m.span())
-    enc = load_encoder(encoder)
+    enc = encoder_spec(encoder)  # the model itself is loaded only on a cache miss
     layer_ids = resolve_layers(layers, enc.n_layers)
     if encoder in CAUSAL_ENCODERS:
         sentences = [s[:b] for s, (_, b) in zip(sentences, spans)]
@@ -133,7 +134,7 @@ def contextual_word_embeddings(sentences: Sequence[str], words: Sequence[str], *
     cached = read_cached_array(path, shape=shape) if cache else None
     if cached is not None:
         return cached
-    out = _run(enc, sentences, spans, layer_ids=layer_ids, pooling=pooling, batch_size=batch_size,
+    out = _run(load_encoder(encoder), sentences, spans, layer_ids=layer_ids, pooling=pooling, batch_size=batch_size,
                max_length=max_length, progress=progress)
     if cache:
         write_cached_array(path, out)

@@ -14,7 +14,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..validation import InvalidParameterError, fill_group
+from ..validation import InvalidParameterError, field_defaults, fill_group
+from .chain import ChainConfig
 from .card import ScorecardConfig, scorecard
 from .measures import cumulative_flips
 from .verdict import Rule, judge, overall_verdict
@@ -32,7 +33,7 @@ TWEET_SCORECARD = ScorecardConfig(positive_class=2, negative_class=0)
 
 #: Notebook 09's grouped parameter ``CORPUS`` (a dict literal): the evaluation-corpus subsample, its keys
 #: :class:`~workbench.scorecard.chain.ChainConfig` fields with their defaults; see :func:`scorecard_chain_config`.
-SCORECARD_GROUPS = {"CORPUS": {"words_per_emotion": 2, "names_per_group": 5, "noun_phrases": 10}}
+SCORECARD_GROUPS = {"CORPUS": field_defaults(ChainConfig, ("words_per_emotion", "names_per_group", "noun_phrases"))}
 
 
 def scorecard_chain_config(*, corpus: dict | None = None, **fields):
@@ -52,8 +53,6 @@ def scorecard_chain_config(*, corpus: dict | None = None, **fields):
     ...
     workbench.validation.InvalidParameterError: The 'CORPUS' parameter of notebook 09_update_scorecard must be a dict with keys among ['names_per_group', 'noun_phrases', 'words_per_emotion']. Got {'names': 1} instead.
     """
-    from .chain import ChainConfig
-
     return ChainConfig(**fields, **fill_group(corpus, SCORECARD_GROUPS["CORPUS"], name="CORPUS", owner="notebook 09_update_scorecard"))
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.results import metric_key
-from workbench.validation import Boolean, InstanceOf, Interval, Options, Seq, check, check_fields, fill_group
+from workbench.validation import Boolean, InstanceOf, Interval, Options, Seq, check, check_fields, field_defaults, fill_group
 
 from ._common import config_parameters
 
@@ -145,9 +145,8 @@ test_words.__test__ = False  # not a pytest test despite its name
 #: Notebook 04's grouped parameters (dict literals), each key an :class:`IntrinsicStudyConfig` field with its default;
 #: see :func:`intrinsic_study_config`.
 INTRINSIC_GROUPS = {
-    "CONTEXTS": {name: IntrinsicStudyConfig.__dataclass_fields__[name].default
-                 for name in ("max_corpus_contexts", "max_chars", "n_templates", "min_contexts")},
-    "STATISTICS": {name: IntrinsicStudyConfig.__dataclass_fields__[name].default for name in ("variance", "n_permutations")},
+    "CONTEXTS": field_defaults(IntrinsicStudyConfig, ("max_corpus_contexts", "max_chars", "n_templates", "min_contexts")),
+    "STATISTICS": field_defaults(IntrinsicStudyConfig, ("variance", "n_permutations")),
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from workbench.validation import Boolean, Interval, Options, Seq, check_fields
+from workbench.validation import Boolean, Interval, Options, Seq, check_fields, field_defaults, fill_group
 
 from ..batched import BatchedSimulator
 from ..selection import STRATEGIES
@@ -131,11 +131,9 @@ def study_config(*, training: dict | None = None, data: dict | None = None, cont
     ...
     workbench.validation.InvalidParameterError: The 'dp' parameter of study_config must be a dict with keys among ['clip', 'noise']. Got {'sigma': 1.0} instead.
     """
-    from workbench.validation import fill_group
-
     for group, given in {"training": training, "data": data, "continual": continual, "dp": dp}.items():
         if given is not None:
             keys = GROUPS[group]
-            defaults = {key: FedStudyConfig.__dataclass_fields__[f].default for key, f in keys.items()}
-            fields.update({keys[k]: v for k, v in fill_group(given, defaults, name=group, owner="study_config").items()})
+            filled = fill_group(given, field_defaults(FedStudyConfig, keys), name=group, owner="study_config")
+            fields.update({keys[k]: v for k, v in filled.items()})
     return FedStudyConfig(**fields)
