@@ -6,6 +6,8 @@ from typing import Any, Mapping
 
 from workbench.validation import Interval, InvalidParameterError, fill_groups
 
+from ..canaries import PREFIXES
+
 from .auditing import AuditStudyConfig
 from .canary import CanaryStudyConfig
 from .membership import MembershipStudyConfig
@@ -139,12 +141,12 @@ def attack_study_configs(parameters: Mapping[str, Any], *, seed: int = 0) -> Att
     )
     minilm = {}
     if with_minilm:
-        reps = p["REPETITIONS"] if isinstance(p["REPETITIONS"], (list, tuple)) else [p["REPETITIONS"]]
+        n_counts = len(core["canary"].repetitions)  # normalised to a tuple by the config
         half = {name: max(1, int(c[name]) // 2) for name in ("extraction_steps", "extraction_restarts")}  # checked above
         minilm = dict(
             minilm_shadows=TransformerShadowConfig(shadow_counts=p["MINILM_SHADOW_COUNTS"], epochs=p["MINILM_EPOCHS"],
                                                    delta=p["DELTA"], seed=seed),
-            minilm_canary=TransformerCanaryConfig(repetitions=p["REPETITIONS"], canaries_per_count=2 if len(reps) <= 4 else 1,
+            minilm_canary=TransformerCanaryConfig(repetitions=p["REPETITIONS"], canaries_per_count=2 if 2 * n_counts <= len(PREFIXES) else 1,
                                                   n_digits=p["N_DIGITS"], epsilons=p["MINILM_CANARY_EPSILONS"], epochs=p["MINILM_EPOCHS"],
                                                   delta=p["DELTA"], extraction_steps=half["extraction_steps"],
                                                   extraction_restarts=half["extraction_restarts"], seed=seed))
