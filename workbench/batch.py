@@ -809,7 +809,8 @@ def _after_broken_pool(specs, broken, processes, record) -> list[int]:
     stop_tree(list(processes))  # kernels of workers the pool terminated go too
     redo, failed = [], []
     for i in broken:
-        claim = runlock.stale_claim(specs[i].output_dir)
+        with runlock.claim(specs[i].output_dir) as held:  # the dead worker's claim, read by taking it over once
+            claim = held.took_over if held.acquired else None
         proc = processes.get(claim.get("pid")) if claim else None
         code = proc.exitcode if proc is not None else None
         if proc is not None and code not in (-signal.SIGTERM, None):

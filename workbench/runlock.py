@@ -34,7 +34,7 @@ try:
 except ImportError:  # pragma: no cover - not on POSIX
     fcntl = None
 
-__all__ = ["LOCK_NAME", "RunClaim", "claim", "holder", "stale_claim"]
+__all__ = ["LOCK_NAME", "RunClaim", "claim", "holder"]
 
 LOCK_NAME = ".lock"
 
@@ -134,13 +134,3 @@ def holder(folder: str | os.PathLike) -> dict | None:
             return _read(fh) or {}
         fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
     return None
-
-
-def stale_claim(folder: str | os.PathLike) -> dict | None:
-    """The claim left in ``folder`` by a process that ended without releasing it (``{"pid", "host", "started"}``),
-    or ``None`` when the run is unclaimed, released cleanly, or held right now."""
-    path = Path(folder) / LOCK_NAME
-    if fcntl is None or not path.exists() or holder(folder) is not None:
-        return None
-    with open(path, encoding="utf-8") as fh:
-        return _read(fh)
