@@ -41,6 +41,9 @@ from workbench.validation import Interval, Options, Seq, check, check_fields
 __all__ = [
     "PREFIXES",
     "coordinate_descent",
+    "frozen",
+    "relaxed_digit_search",
+    "extraction_result",
     "Canary",
     "CanaryData",
     "ExposureResult",
@@ -333,6 +336,67 @@ def extrapolated_exposure(model: nn.Module, *, canary: Canary, vocab, n_samples:
 
 
 # ------------------------------------------------------------------------------------------- extraction
+class frozen:
+    """The modules in eval mode with frozen parameters inside the block (the attacker only reads them); restored
+    after."""
+
+    def __init__(self, *modules):
+        self.modules = modules
+
+    def __enter__(self):
+        self.state = [(m, m.training, [(p, p.requires_grad) for p in m.parameters()]) for m in self.modules]
+        for m in self.modules:
+            m.eval()
+            for p in m.parameters():
+                p.requires_grad_(False)
+        return self
+
+    def __exit__(self, *exc):
+        for m, training, grads in self.state:
+            m.train(training)
+            for p, g in grads:
+                p.requires_grad_(g)
+
+
+def relaxed_digit_search(loss_fn, *, n_digits: int, steps: int, restarts: int, lr: float, method: str,
+                         temperature: tuple, generator: torch.Generator) -> np.ndarray:
+    """The continuous part of a canary extraction: ``restarts`` soft one-hot codes (logits over the ten digits at
+    each of ``n_digits`` positions, optimised together by Adam), annealed geometrically from ``temperature[0]`` to
+    ``temperature[1]`` over ``steps``; ``loss_fn(weights)`` maps the relaxed digits ``(restarts, n_digits, 10)`` to
+    the model's loss. Returns each restart's argmax code ``(restarts, n_digits)``.
+    """
+    t0, t1 = temperature
+    theta = (0.01 * torch.randn(restarts, n_digits, 10, generator=generator)).requires_grad_(True)
+    opt = torch.optim.Adam([theta], lr=lr)
+    for step in range(steps):
+        tau = t0 * (t1 / t0) ** (step / max(steps - 1, 1))
+        if method == "gumbel":
+            u = torch.rand(theta.shape, generator=generator).clamp_(1e-10, 1 - 1e-10)
+            weights = torch.softmax((theta - torch.log(-torch.log(u))) / tau, dim=-1)
+        else:
+            weights = torch.softmax(theta / tau, dim=-1)
+        loss = loss_fn(weights)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return theta.detach().argmax(-1).numpy()
+
+
+def extraction_result(codes: np.ndarray, *, canary: "Canary", losses, refine: bool) -> "ExtractionResult":
+    """The best of the restarts' ``codes`` under ``losses(codes) -> array`` (after exact coordinate descent with
+    ``refine``), scored against the canary's true code."""
+    if refine:
+        codes = coordinate_descent(codes, losses)
+    final = losses(codes)
+    true_loss = float(losses(np.array([canary.code]))[0])
+    best = int(np.argmin(final))
+    extracted = tuple(int(d) for d in codes[best])
+    return ExtractionResult(extracted=extracted, true_code=canary.code,
+                            digit_accuracy=float(np.mean(np.array(extracted) == np.array(canary.code))),
+                            exact=extracted == canary.code, extracted_loss=float(final[best]), canary_loss=true_loss,
+                            restart_losses=final.tolist())
+
+
 def coordinate_descent(codes: np.ndarray, losses, *, max_sweeps: int = 10) -> np.ndarray:
     """Greedy exact search over digit codes: for each code, each position in turn takes the digit with the lowest
     loss, until a sweep changes nothing (or ``max_sweeps``).
@@ -430,44 +494,18 @@ def extract_canary(
         raise ValueError(f"The 'temperature' parameter of extract_canary must be two positive floats. Got {temperature!r} instead.")
     if not (hasattr(model, "embed") and hasattr(model, "classify")):
         raise ValueError("extract_canary needs a model with embed(ids) and classify(embedded, mask) (workbench.textmodels).")
-    gen = torch.Generator().manual_seed(seed)
-    was = model.training
-    model.eval()
-    params = [p for p in model.parameters()]
-    grads_were = [p.requires_grad for p in params]
-    for p in params:
-        p.requires_grad_(False)
-    try:
+    with frozen(model):
         prefix = _prefix_ids(canary, vocab)
         digit_emb = model.embed(_digit_ids(vocab)[None])[0]  # (10, D)
         prefix_emb = model.embed(prefix[None]).expand(restarts, -1, -1)  # (R, P, D)
-        theta = (0.01 * torch.randn(restarts, canary.n_digits, 10, generator=gen)).requires_grad_(True)
-        opt = torch.optim.Adam([theta], lr=lr)
         target = torch.full((restarts,), canary.label, dtype=torch.long)
         mask = torch.ones(restarts, len(prefix) + canary.n_digits, dtype=torch.bool)
-        for step in range(steps):
-            tau = t0 * (t1 / t0) ** (step / max(steps - 1, 1))
-            if method == "gumbel":
-                u = torch.rand(theta.shape, generator=gen).clamp_(1e-10, 1 - 1e-10)
-                weights = torch.softmax((theta - torch.log(-torch.log(u))) / tau, dim=-1)
-            else:
-                weights = torch.softmax(theta / tau, dim=-1)
+
+        def loss_fn(weights):
             emb = torch.cat([prefix_emb, weights @ digit_emb], dim=1)
-            loss = nn.functional.cross_entropy(model.classify(emb, mask), target)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        codes = theta.detach().argmax(-1).numpy()
-        if refine:
-            codes = coordinate_descent(codes, lambda c: canary_losses(model, canary=canary, codes=c, vocab=vocab))
-        final = canary_losses(model, canary=canary, codes=codes, vocab=vocab)
-        true_loss = float(canary_losses(model, canary=canary, codes=np.array([canary.code]), vocab=vocab)[0])
-    finally:
-        for p, g in zip(params, grads_were):
-            p.requires_grad_(g)
-        model.train(was)
-    best = int(np.argmin(final))
-    extracted = tuple(int(d) for d in codes[best])
-    acc = float(np.mean(np.array(extracted) == np.array(canary.code)))
-    return ExtractionResult(extracted=extracted, true_code=canary.code, digit_accuracy=acc, exact=extracted == canary.code,
-                            extracted_loss=float(final[best]), canary_loss=true_loss, restart_losses=final.tolist())
+            return nn.functional.cross_entropy(model.classify(emb, mask), target)
+
+        codes = relaxed_digit_search(loss_fn, n_digits=canary.n_digits, steps=steps, restarts=restarts, lr=lr,
+                                     method=method, temperature=(t0, t1), generator=torch.Generator().manual_seed(seed))
+        return extraction_result(codes, canary=canary, refine=refine,
+                                 losses=lambda c: canary_losses(model, canary=canary, codes=c, vocab=vocab))

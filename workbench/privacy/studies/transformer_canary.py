@@ -85,32 +85,12 @@ def code_losses(model, top: TopModel, *, canary: C.Canary, codes, tokenizer=None
     """
     ids = _code_ids(canary, codes, tokenizer)
     out = []
-    with _eval(model, top):
+    with C.frozen(model, top):
         for start in range(0, len(ids), batch_size):
             chunk = ids[start : start + batch_size]
             logits = forward_embeddings(model, top, model.bert.embeddings.word_embeddings(chunk)).double()
             out.append((torch.logsumexp(logits, 1) - logits[:, canary.label]).numpy())
     return np.concatenate(out) if out else np.empty(0)
-
-
-class _eval:
-    """Both modules in eval mode with frozen parameters inside the block; restored after."""
-
-    def __init__(self, *modules):
-        self.modules = modules
-
-    def __enter__(self):
-        self.state = [(m, m.training, [(p, p.requires_grad) for p in m.parameters()]) for m in self.modules]
-        for m in self.modules:
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad_(False)
-
-    def __exit__(self, *exc):
-        for m, training, grads in self.state:
-            m.train(training)
-            for p, g in grads:
-                p.requires_grad_(g)
 
 
 def invert_canary(model, top: TopModel, *, canary: C.Canary, tokenizer=None, steps: int = 60, restarts: int = 4,
@@ -154,42 +134,24 @@ def invert_canary(model, top: TopModel, *, canary: C.Canary, tokenizer=None, ste
     temperature = check(temperature, Seq(_POSITIVE, min_len=2), name="temperature", owner=owner)
     if len(temperature) != 2:
         raise ValueError(f"The 'temperature' parameter of {owner} must be two positive floats (start, end). Got {temperature!r} instead.")
-    t0, t1 = temperature
     tokenizer = _tokenizer(tokenizer)
     head, digits, tail = canary_token_ids(canary, tokenizer=tokenizer)
     gen = torch.Generator().manual_seed(int(check(seed, Interval(int, 0, None), name="seed", owner=owner)))
-    with _eval(model, top):
+    with C.frozen(model, top):
         table = model.bert.embeddings.word_embeddings.weight
         head_emb = table[head].expand(restarts, -1, -1)
         tail_emb = table[tail].expand(restarts, -1, -1)
         digit_emb = table[digits]  # (10, D)
-        theta = (0.01 * torch.randn(restarts, canary.n_digits, 10, generator=gen)).requires_grad_(True)
-        opt = torch.optim.Adam([theta], lr=lr)
         target = torch.full((restarts,), canary.label, dtype=torch.long)
-        for step in range(steps):
-            tau = t0 * (t1 / t0) ** (step / max(steps - 1, 1))
-            if method == "gumbel":
-                u = torch.rand(theta.shape, generator=gen).clamp_(1e-10, 1 - 1e-10)
-                mix = torch.softmax((theta - torch.log(-torch.log(u))) / tau, dim=-1) @ digit_emb
-            else:
-                mix = torch.softmax(theta / tau, dim=-1) @ digit_emb
-            logits = forward_embeddings(model, top, torch.cat([head_emb, mix, tail_emb], dim=1))
-            loss = nn.functional.cross_entropy(logits, target)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    codes = theta.detach().argmax(-1).numpy()
-    if refine:
-        codes = C.coordinate_descent(
-            codes, lambda c: code_losses(model, top, canary=canary, codes=c, tokenizer=tokenizer))
-    final = code_losses(model, top, canary=canary, codes=codes, tokenizer=tokenizer)
-    true_loss = float(code_losses(model, top, canary=canary, codes=np.array([canary.code]), tokenizer=tokenizer)[0])
-    best = int(np.argmin(final))
-    extracted = tuple(int(d) for d in codes[best])
-    return C.ExtractionResult(extracted=extracted, true_code=canary.code,
-                              digit_accuracy=float(np.mean(np.array(extracted) == np.array(canary.code))),
-                              exact=extracted == canary.code, extracted_loss=float(final[best]), canary_loss=true_loss,
-                              restart_losses=final.tolist())
+
+        def loss_fn(weights):
+            logits = forward_embeddings(model, top, torch.cat([head_emb, weights @ digit_emb, tail_emb], dim=1))
+            return nn.functional.cross_entropy(logits, target)
+
+        codes = C.relaxed_digit_search(loss_fn, n_digits=canary.n_digits, steps=steps, restarts=restarts, lr=lr,
+                                       method=method, temperature=tuple(temperature), generator=gen)
+    return C.extraction_result(codes, canary=canary, refine=refine,
+                               losses=lambda c: code_losses(model, top, canary=canary, codes=c, tokenizer=tokenizer))
 
 
 # ------------------------------------------------------------------------------------------------ the study
