@@ -94,8 +94,6 @@ class TransformerShadowStudy:
     table : pandas.DataFrame
         One row per (shadow count, attack), as :attr:`~.shadows.ShadowStudy.table` (``shadows``, ``attack``, ``online``,
         ``auc``, ``tpr_at_fpr_0.001``, ``tpr_at_fpr_0.01``), plus one ``loss`` row (``shadows`` 0: it needs none).
-    n_shadows : int
-        Shadow models trained (the largest budget).
     shadows : ShadowStudy
     config : TransformerShadowConfig
     timings : dict
@@ -103,10 +101,14 @@ class TransformerShadowStudy:
     """
 
     table: pd.DataFrame
-    n_shadows: int
     shadows: object
     config: TransformerShadowConfig
     timings: dict = field(default_factory=dict)
+
+    @property
+    def n_shadows(self) -> int:
+        """Shadow models trained (the largest budget)."""
+        return max(self.config.shadow_counts)
 
 
 def transformer_shadow_study(texts: Sequence[str], *, labels, config: TransformerShadowConfig = TransformerShadowConfig(),
@@ -152,7 +154,7 @@ def transformer_shadow_study(texts: Sequence[str], *, labels, config: Transforme
     loss_row = {"shadows": 0, "attack": "loss", "online": False, "auc": loss.auc, **{A.tpr_key(f): v for f, v in loss.tpr_at.items()}}
     table = pd.concat([pd.DataFrame([loss_row]), study.table], ignore_index=True)[["shadows", "attack", "online", "auc", *TPR_COLUMNS]]
     timings = {"minilm_shadow_cache_seconds": cache_seconds, **{f"minilm_shadow_{k}": v for k, v in study.timings.items()}}
-    return TransformerShadowStudy(table=table, n_shadows=max(config.shadow_counts), shadows=study, config=config, timings=timings)
+    return TransformerShadowStudy(table=table, shadows=study, config=config, timings=timings)
 
 
 def transformer_shadow_metrics(table: pd.DataFrame) -> dict:
